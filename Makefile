@@ -1,0 +1,165 @@
+# peer-pods in C: build, test, demo. Sources are found by wildcard, so a new file in a module's
+# folder needs no change here. Programs: adaptor/, podvm/forwarder/, cli/ (each has main.c);
+# everything else in those folders is also linked into the unit tests.
+
+BUILD ?= build
+CC ?= gcc
+PREFIX ?= /usr/local
+DESTDIR ?=
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+
+# SAN=asan: AddressSanitizer+UBSan; SAN=fuzz: clang libFuzzer instrumentation.
+SAN ?=
+WERROR ?= -Werror
+
+WARN := -Wall -Wextra $(WERROR) -Wformat=2 -Wshadow -Wstrict-prototypes -Wno-unused-parameter \
+	-Wno-missing-field-initializers
+CPPFLAGS += -D_GNU_SOURCE -Ulinux -DPP_VERSION='"$(VERSION)"' -Ilib -Iproviders -I$(BUILD)/gen \
+	-MMD -MP
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu17 -fno-strict-aliasing -fstack-protector-strong
+LDLIBS += -lprotobuf-c -ljansson -lssl -lcrypto -lpthread
+
+ifeq ($(SAN),asan)
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+ifeq ($(SAN),fuzz)
+CC := clang
+CFLAGS += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -DFUZZING=1
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+# ---- sources ----
+PROTOS := $(shell find proto -name '*.proto' | sort)
+GEN_C := $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
+GEN_H := $(GEN_C:.c=.h)
+LIB_SRC := $(sort $(wildcard lib/*/*.c))
+PROVIDER_SRC := $(sort $(wildcard providers/*.c providers/*/*.c))
+ADAPTOR_SRC := $(filter-out adaptor/main.c,$(sort $(wildcard adaptor/*.c)))
+FWD_SRC := $(filter-out podvm/forwarder/main.c,$(sort $(wildcard podvm/forwarder/*.c)))
+CLI_SRC := $(filter-out cli/main.c,$(sort $(wildcard cli/*.c)))
+STANDIN_SRC := $(sort $(wildcard test/standin/*.c))
+UNIT_SRC := $(sort $(wildcard test/unit/test-*.c))
+FUZZ_SRC := $(sort $(wildcard test/fuzz/fuzz-*.c))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+LIB_OBJ := $(call obj,$(LIB_SRC)) $(patsubst %.c,%.o,$(GEN_C))
+PROGLIB_OBJ := $(call obj,$(ADAPTOR_SRC) $(PROVIDER_SRC) $(FWD_SRC) $(CLI_SRC))
+
+BINS := $(BUILD)/bin/cloud-api-adaptor $(BUILD)/bin/agent-protocol-forwarder \
+	$(BUILD)/bin/peerpodctl $(BUILD)/bin/agent-standin
+UNIT_BINS := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRC))
+FUZZ_BINS := $(patsubst test/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+
+.PHONY: all deps test unit unit-asan fuzz fuzz-build fuzz-replay bench lint format install \
+	demo clean interop e2e
+.DEFAULT_GOAL := all
+.SECONDARY:
+
+all: $(BINS) $(UNIT_BINS)
+
+# ---- generated protobuf code ----
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --proto_path=proto --c_out=$(BUILD)/gen $<
+
+$(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c | $(GEN_H)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -w -c -o $@ $<
+
+# ---- objects ----
+$(BUILD)/obj/%.o: %.c | $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -c -o $@ $<
+
+$(BUILD)/libpp.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libprog.a: $(PROGLIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^ $(if $(PROGLIB_OBJ),,/dev/null)
+
+LIBS := $(BUILD)/libprog.a $(BUILD)/libpp.a
+
+# ---- programs ----
+$(BUILD)/bin/cloud-api-adaptor: $(call obj,adaptor/main.c) $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+
+$(BUILD)/bin/agent-protocol-forwarder: $(call obj,podvm/forwarder/main.c) $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+
+$(BUILD)/bin/peerpodctl: $(call obj,cli/main.c) $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+
+$(BUILD)/bin/agent-standin: $(call obj,$(STANDIN_SRC)) $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(call obj,$(STANDIN_SRC)) $(LIBS) $(LDLIBS)
+
+# ---- unit tests (cmocka) ----
+$(BUILD)/test/%: $(BUILD)/obj/test/unit/%.o $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS) -lcmocka
+
+unit: $(UNIT_BINS) $(BINS)
+	@scripts/run-tests.sh unit $(BUILD)
+
+unit-asan:
+	$(MAKE) --no-print-directory BUILD=build/asan SAN=asan all
+	@scripts/run-tests.sh unit build/asan
+
+# ---- fuzzing (clang + libFuzzer) ----
+$(BUILD)/fuzz/%: $(BUILD)/obj/test/fuzz/%.o $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $< $(LIBS) $(LDLIBS)
+
+fuzz-build:
+	$(MAKE) --no-print-directory BUILD=build/fuzz SAN=fuzz $(patsubst test/fuzz/%.c,build/fuzz/fuzz/%,$(FUZZ_SRC))
+
+fuzz-replay: fuzz-build
+	@scripts/run-tests.sh fuzz-replay build/fuzz
+
+FUZZ_SECONDS ?= 60
+fuzz: fuzz-build
+	@scripts/fuzz.sh build/fuzz $(FUZZ_SECONDS)
+
+# ---- the README's commands ----
+deps:
+	@scripts/deps.sh
+
+test:
+	@scripts/deps.sh --check || scripts/deps.sh
+	@$(MAKE) --no-print-directory WERROR=-Werror all
+	@scripts/test.sh
+
+demo:
+	@scripts/deps.sh --check || scripts/deps.sh
+	@$(MAKE) --no-print-directory all
+	@scripts/demo.sh $(BUILD)
+
+interop: all
+	@scripts/run-tests.sh interop $(BUILD)
+
+e2e: all
+	@scripts/run-tests.sh e2e $(BUILD)
+
+bench: all
+	@bench/run.sh $(BUILD)
+
+lint:
+	@scripts/lint.sh
+
+format:
+	@clang-format -i $$(git ls-files '*.c' '*.h')
+
+install: $(BUILD)/bin/cloud-api-adaptor $(BUILD)/bin/agent-protocol-forwarder $(BUILD)/bin/peerpodctl
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $^ $(DESTDIR)$(PREFIX)/bin/
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj $(BUILD)/gen -name '*.d' 2>/dev/null)

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Install every Debian package the build, tests, fuzzing and benchmarks need.
+# Idempotent and non-interactive. `--check` only reports (exit 1) whether something is missing.
+set -euo pipefail
+
+PACKAGES=(
+	# build
+	build-essential make pkg-config clang clang-format libclang-rt-14-dev
+	protobuf-c-compiler libprotobuf-c-dev libssl-dev openssl libjansson-dev libcmocka-dev
+	# interop peers: Go and Rust ttRPC from Debian
+	golang-go golang-github-containerd-ttrpc-dev golang-github-gogo-protobuf-dev
+	cargo rustc librust-ttrpc-dev librust-protobuf-dev
+	# tests and benchmarks
+	python3 jq procps iproute2 psmisc util-linux coreutils
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing+=("$p")
+	fi
+done
+
+if [[ "${1:-}" == "--check" ]]; then
+	if ((${#missing[@]})); then
+		echo "deps: missing: ${missing[*]}" >&2
+		exit 1
+	fi
+	exit 0
+fi
+
+if ((${#missing[@]} == 0)); then
+	echo "deps: all ${#PACKAGES[@]} packages present"
+	exit 0
+fi
+
+echo "deps: installing ${missing[*]}"
+SUDO=
+if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
