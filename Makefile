@@ -14,7 +14,7 @@ WERROR ?= -Werror
 
 WARN := -Wall -Wextra $(WERROR) -Wformat=2 -Wshadow -Wstrict-prototypes -Wno-unused-parameter \
 	-Wno-missing-field-initializers
-CPPFLAGS += -D_GNU_SOURCE -Ulinux -DPP_VERSION='"$(VERSION)"' -Ilib -Iproviders -I$(BUILD)/gen \
+CPPFLAGS += -D_GNU_SOURCE -Ulinux -DPP_VERSION='"$(VERSION)"' -Ilib -Iproviders -I$(BUILD)/gen -I. \
 	-MMD -MP
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu17 -fno-strict-aliasing -fstack-protector-strong
@@ -48,7 +48,7 @@ LIB_OBJ := $(call obj,$(LIB_SRC)) $(patsubst %.c,%.o,$(GEN_C))
 PROGLIB_OBJ := $(call obj,$(ADAPTOR_SRC) $(PROVIDER_SRC) $(FWD_SRC) $(CLI_SRC))
 
 BINS := $(BUILD)/bin/cloud-api-adaptor $(BUILD)/bin/agent-protocol-forwarder \
-	$(BUILD)/bin/peerpodctl $(BUILD)/bin/agent-standin
+	$(BUILD)/bin/peerpodctl $(BUILD)/bin/agent-standin $(BUILD)/bin/pp-bench
 UNIT_BINS := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRC))
 FUZZ_BINS := $(patsubst test/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 
@@ -98,6 +98,10 @@ $(BUILD)/bin/peerpodctl: $(call obj,cli/main.c) $(LIBS)
 $(BUILD)/bin/agent-standin: $(call obj,$(STANDIN_SRC)) $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(call obj,$(STANDIN_SRC)) $(LIBS) $(LDLIBS)
+
+$(BUILD)/bin/pp-bench: $(call obj,bench/pp-bench.c) $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
 
 # ---- unit tests (cmocka) ----
 $(BUILD)/test/%: $(BUILD)/obj/test/unit/%.o $(LIBS)

@@ -9,6 +9,15 @@
 
 struct provider; /* a provider's private state */
 
+/* What every provider may need from the adaptor's common settings. */
+struct provider_context {
+	const char *data_dir;    /* the adaptor's data directory (providers may use a subfolder) */
+	const char *node_name;   /* NODE_NAME, may be "" */
+	const char *program_dir; /* directory of the running adaptor binary */
+	uint16_t forwarder_port; /* where the forwarder listens in the VM */
+	bool disable_tls;        /* the forwarder runs without TLS (tests) */
+};
+
 /* What the adaptor asks for, per pod. All strings are owned by the caller. */
 struct provider_instance_spec {
 	const char *instance_name; /* WIRE 4.4, also the TLS server name */
@@ -48,7 +57,8 @@ struct provider_ops {
 	/* Check settings without network I/O (e.g. required keys). */
 	int (*verify_config)(const void *settings, struct pp_error **reterr);
 	/* Set up clients/connections. settings stays valid until done. */
-	int (*init)(const void *settings, struct provider **ret, struct pp_error **reterr);
+	int (*init)(const void *settings, const struct provider_context *ctx, struct provider **ret,
+		    struct pp_error **reterr);
 	void (*done)(struct provider *p);
 
 	int (*create_instance)(struct provider *p, const struct provider_instance_spec *spec,

@@ -20,7 +20,7 @@ enum config_type {
 };
 
 struct config_option {
-	const char *flag; /* without dashes: "socket" */
+	const char *flag; /* without dashes: "socket"; NULL for an environment-only option */
 	const char *env;  /* environment variable, or NULL */
 	enum config_type type;
 	const char *def; /* default as text, parsed like any other value; NULL = empty */
@@ -40,7 +40,12 @@ const char *config_getenv(const char *name);
  * sizes, each applying to its own settings struct). Stops at the first non-flag argument or at
  * "--"; *ret_argind is the index of the first argument not consumed. On error returns -EINVAL and
  * sets *ret_msg (malloc'd) to a message naming the option. "-help"/"--help"/"-h" returns -EAGAIN
- * (caller prints help); "--version"/"-version" returns -EALREADY. */
+ * (caller prints help); "--version"/"-version" returns -EALREADY.
+ * argv[0] is the first argument parsed, not a program name: pass argv + 1 (or + 2 after a
+ * sub-command). The settings structs must start zeroed and be released with config_free whatever
+ * this returns. Empty string and list values are stored as NULL. A repeated list flag appends to
+ * what earlier occurrences of that flag gave; any other repeated flag keeps the last value.
+ * Validators run last, on the final value, also when it is the default. */
 struct config_table {
 	const struct config_option *options;
 	size_t n_options;

@@ -29,7 +29,7 @@ int loop_run_once(struct loop *l, int64_t timeout_ns);
 bool loop_is_exiting(const struct loop *l);
 
 /* I/O source: events are EPOLLIN/EPOLLOUT/...; the callback receives the epoll events.
- * The fd is not owned and not closed by the loop. */
+ * The fd is not owned and not closed by the loop: free the source before closing the fd. */
 typedef void (*loop_io_fn)(struct loop_source *s, int fd, uint32_t events, void *userdata);
 int loop_add_io(struct loop *l, int fd, uint32_t events, loop_io_fn fn, void *userdata,
 		struct loop_source **ret);

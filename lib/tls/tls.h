@@ -14,6 +14,13 @@ DEFINE_CLEANUP(X509, X509_free)
 DEFINE_CLEANUP(SSL_CTX, SSL_CTX_free)
 DEFINE_CLEANUP(SSL, SSL_free)
 
+/* Upper bound for PEM input (memory or file); larger input is -EFBIG. */
+#define TLS_PEM_MAX_BYTES (64 * 1024)
+
+/* Errors: functions without ret_msg leave OpenSSL's detail in its (thread-local) error queue;
+ * take it with tls_error_string(). Functions with ret_msg move the detail into the message and
+ * leave the queue empty. */
+
 /* Generate an ECDSA P-256 key. */
 int tls_key_generate(EVP_PKEY **ret);
 
@@ -27,7 +34,10 @@ int tls_cert_issue_server(X509 *ca, EVP_PKEY *ca_key, EVP_PKEY *key, const char 
 			  const char *extra_dns, X509 **ret);
 /* Self-signed client certificate: not a CA, O=cloud-api-adaptor, no CN, EKU clientAuth. */
 int tls_cert_create_client(EVP_PKEY *key, X509 **ret);
-/* Issue with an explicit validity start, for tests of clamping and expiry (seconds since epoch). */
+/* The CA with an explicit validity start (seconds since epoch), for tests of clamping. */
+int tls_ca_create_at(EVP_PKEY *key, int64_t not_before_sec, X509 **ret);
+/* Issue with an explicit validity start, for tests of clamping and expiry (seconds since epoch).
+ * -EKEYEXPIRED when nothing of the validity is left after clamping to the issuer's. */
 int tls_cert_issue_server_at(X509 *ca, EVP_PKEY *ca_key, EVP_PKEY *key, const char *name,
 			     const char *extra_dns, int64_t not_before_sec, X509 **ret);
 
@@ -35,6 +45,9 @@ int tls_cert_issue_server_at(X509 *ca, EVP_PKEY *ca_key, EVP_PKEY *key, const ch
  * with free_secret(). */
 int tls_key_to_pem(EVP_PKEY *key, char **ret);
 int tls_cert_to_pem(X509 *cert, char **ret);
+/* Parsers: the first PEM block of the kind; -EFBIG above TLS_PEM_MAX_BYTES, -EINVAL when none is
+ * found. Any unencrypted private key type is accepted (operator keys need not be P-256);
+ * encrypted keys are -EINVAL. */
 int tls_key_from_pem(const char *pem, size_t len, EVP_PKEY **ret);
 int tls_cert_from_pem(const char *pem, size_t len, X509 **ret);
 /* Files (key files are written 0600 atomically). */

@@ -113,7 +113,8 @@ struct ttrpc_conn_ops {
 			 void *userdata);
 	/* A frame whose length exceeded the limit; its data has been discarded. May be NULL. */
 	void (*on_oversize)(struct ttrpc_conn *c, const struct ttrpc_header *h, void *userdata);
-	/* TLS handshake finished (immediately after new for plain sockets). May be NULL. */
+	/* TLS handshake finished (for plain sockets: on the first loop iteration after new); no
+	 * frame is delivered before it. May be NULL. */
 	void (*on_ready)(struct ttrpc_conn *c, void *userdata);
 	/* The pending output fell below the low watermark after having been above the high one.
 	 * May be NULL. */
@@ -124,8 +125,10 @@ struct ttrpc_conn_ops {
 };
 
 /* Adopt a connected socket (made non-blocking here) and optionally an SSL object (ownership of
- * both passes to the conn). If the SSL handshake is not finished the conn completes it first;
- * handshake_timeout_ns (relative, 0 = none) bounds that. */
+ * both passes to the conn on success; on failure the caller keeps them). If the SSL handshake is
+ * not finished the conn completes it first (the SSL must have its connect or accept state set);
+ * handshake_timeout_ns (relative, 0 = none) bounds that. The SSL's BIO is replaced by one on
+ * the socket that never raises SIGPIPE. */
 int ttrpc_conn_new(struct loop *l, int fd, struct ssl_st *ssl, int64_t handshake_timeout_ns,
 		   const struct ttrpc_conn_ops *ops, void *userdata, struct ttrpc_conn **ret);
 /* Close and free; safe inside callbacks and with NULL; on_close is not called. Returns NULL. */
@@ -211,7 +214,10 @@ bool ttrpc_client_is_connected(const struct ttrpc_client *c);
 /* Blocking convenience for programs without their own loop (CLI, tests): one connection on a
  * private loop. */
 struct ttrpc_sync_client;
-/* Connect to a Unix socket path, or "host:port" when tls is given or path has no '/'. */
+/* Connect to a Unix socket path when address contains '/', else to "host:port" ("[v6]:port";
+ * a host name is resolved, blocking). With tls, a client handshake follows on either; a non-NULL
+ * server_name is checked against the certificate (SSL_set1_host) and sent as SNI. timeout_ns
+ * bounds connect + handshake (0 = the dialer's default, 5 s). One attempt, no retries. */
 int ttrpc_sync_client_connect(const char *address, struct ssl_ctx_st *tls, const char *server_name,
 			      int64_t timeout_ns, struct ttrpc_sync_client **ret);
 struct ttrpc_sync_client *ttrpc_sync_client_free(struct ttrpc_sync_client *c);

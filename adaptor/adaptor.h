@@ -1,0 +1,187 @@
+/* adaptor/adaptor.h: the cloud-api-adaptor's modules, shared by its main.c and the unit tests.
+ * Everything here runs on the loop thread unless it says otherwise. */
+#pragma once
+
+#include "base/base.h"
+#include "config/config.h"
+#include "loop/loop.h"
+#include "provider.h"
+#include "ttrpc/ttrpc.h"
+
+struct ssl_ctx_st;
+
+/* ---- settings (WIRE.md 8.1) ---- */
+
+struct adaptor_settings {
+	char *socket;
+	char *pods_dir;
+	char *data_dir;
+	char *pause_image;
+	uint16_t forwarder_port;
+	char *ca_cert_file;
+	char *cert_file;
+	char *cert_key;
+	bool tls_skip_verify;
+	char *tls_min_version;
+	char **tls_cipher_suites;
+	int64_t proxy_timeout_ns;
+	char *tunnel_type;
+	uint16_t vxlan_port;
+	int64_t vxlan_min_id;
+	char *host_interface;
+	char *initdata;
+	bool cloud_config_verify;
+	int64_t peerpods_limit_per_node;
+	bool enable_scratch_space;
+	bool ext_network_via_podvm;
+	char **pod_subnet_cidrs;
+	bool disable_tls;
+	char *node_name;
+	char *log_format;
+	char *log_level;
+	uint64_t worker_pool_size;
+};
+
+extern const struct config_option adaptor_options[];
+extern const size_t adaptor_n_options;
+
+/* ---- naming (WIRE.md 2.2, 4.4) ---- */
+
+#define ANNOTATION_SANDBOX_NAME "io.kubernetes.cri.sandbox-name"
+#define ANNOTATION_SANDBOX_NAMESPACE "io.kubernetes.cri.sandbox-namespace"
+#define ANNOTATION_MACHINE_TYPE "io.katacontainers.config.hypervisor.machine_type"
+#define ANNOTATION_IMAGE "io.katacontainers.config.hypervisor.image"
+#define ANNOTATION_VCPUS "io.katacontainers.config.hypervisor.default_vcpus"
+#define ANNOTATION_MEMORY "io.katacontainers.config.hypervisor.default_memory"
+#define ANNOTATION_INITDATA "io.katacontainers.config.hypervisor.cc_init_data"
+#define ANNOTATION_GPUS "io.katacontainers.config.hypervisor.default_gpus"
+#define ANNOTATION_GPU_MODEL "io.katacontainers.config.hypervisor.default_gpu_model"
+
+/* "podvm-<pod>-<sid8>", at most 63 characters. malloc'd. */
+char *naming_instance_name(const char *pod_name, const char *sandbox_id);
+/* Pod name from the sandbox-name annotation, handling CRI-O's k8s_<pod>_<ns>_<uid>_<n>. */
+char *naming_pod_name(const char *sandbox_name);
+/* A sandbox id is used in file names: 1..128 of [A-Za-z0-9_.-], not "." or "..". */
+bool naming_sandbox_id_valid(const char *sid);
+/* Annotation integers: non-integers count as 0 (WIRE.md 2.2). */
+unsigned naming_annotation_uint(const char *value);
+
+/* ---- certificates: the adaptor's CA and client identity ---- */
+
+struct adaptor_certs;
+
+/* Load or create (and persist in data_dir, keys 0600) the CA and the client certificate, or use
+ * the operator's files. Builds the client SSL_CTX (NULL when disable_tls). */
+int certs_init(const struct adaptor_settings *s, struct adaptor_certs **ret, char **ret_msg);
+struct adaptor_certs *certs_free(struct adaptor_certs *c);
+/* Whether server certificates can be issued (not with an operator CA file). */
+bool certs_can_issue(const struct adaptor_certs *c);
+/* Issue a pod VM's server certificate: PEMs of key (free with free_secret) and cert. */
+int certs_issue_server(struct adaptor_certs *c, const char *instance_name, char **ret_key_pem,
+		       char **ret_cert_pem);
+/* PEM of the client certificate, sent as tls-client-ca; NULL with operator certificates. */
+const char *certs_client_ca_pem(const struct adaptor_certs *c);
+struct ssl_ctx_st *certs_client_ctx(const struct adaptor_certs *c);
+/* Name to verify the server against: the instance name, or "podvm-server" with an operator CA. */
+const char *certs_server_name(const struct adaptor_certs *c, const char *instance_name);
+
+/* ---- sandboxes ---- */
+
+enum sandbox_state {
+	SANDBOX_CREATED,  /* CreateVM done, no instance */
+	SANDBOX_STARTING, /* create_instance or the first dial in progress */
+	SANDBOX_RUNNING,  /* instance up, agent proxy serving */
+	SANDBOX_STOPPING, /* delete_instance in progress */
+};
+const char *sandbox_state_to_string(enum sandbox_state s);
+int sandbox_state_from_string(const char *s, enum sandbox_state *ret);
+
+struct sandbox;
+typedef void (*proxy_connected_fn)(struct sandbox *sb, int error, const char *detail);
+
+struct sandbox {
+	/* persisted */
+	char *id;
+	char *pod_name;
+	char *pod_namespace;
+	char *netns;
+	char *instance_name;
+	char *instance_id;
+	char *ips[2];
+	size_t n_ips;
+	char *image;
+	char *machine_type;
+	unsigned vcpus;
+	unsigned memory_mib;
+	unsigned gpus;
+	int64_t index;
+	enum sandbox_state state;
+
+	/* runtime */
+	struct adaptor *adaptor;
+	char *dir;         /* <pods-dir>/<id> */
+	char *agent_socket;
+	struct ttrpc_relay *relay;
+	struct ttrpc_dial *dial;
+	proxy_connected_fn on_connected; /* StartVM waiting for the first upstream */
+	struct ttrpc_call *start_call;
+	struct ttrpc_call **stop_calls;
+	size_t n_stop_calls;
+	int64_t start_deadline_ns;
+	bool stop_requested;
+	bool start_cancelled;
+	char *pod_label; /* "<ns>/<name>" for logs */
+	struct sandbox *next;
+};
+
+/* Serialise / parse state.json (bounded, strict about types; unknown keys ignored). */
+int sandbox_to_json(const struct sandbox *sb, char **ret);
+int sandbox_from_json(const char *json, size_t len, struct sandbox **ret, char **ret_msg);
+struct sandbox *sandbox_free(struct sandbox *sb);
+
+/* ---- the daemon ---- */
+
+struct adaptor {
+	struct loop *loop;
+	struct adaptor_settings *settings;
+	const struct provider_ops *provider_ops;
+	struct provider *provider;
+	struct adaptor_certs *certs;
+	struct ttrpc_server *server;
+	struct sandbox *sandboxes;
+	size_t n_sandboxes;
+	int64_t next_index;
+	struct info_waiter *info_waiters;
+	unsigned pending_deletes; /* delete_instance works in flight, for draining */
+	bool draining;
+};
+
+int adaptor_new(struct loop *loop, struct adaptor_settings *settings,
+		const struct provider_ops *ops, struct provider *provider,
+		struct adaptor_certs *certs, struct adaptor **ret);
+struct adaptor *adaptor_free(struct adaptor *a);
+/* Reload sandboxes from the pods dir, re-listen on their agent sockets, and sweep the
+ * provider's instances that no sandbox owns (asynchronously, on the worker pool). */
+int adaptor_restore(struct adaptor *a);
+/* Register the hypervisor and podvminfo services and listen on the socket. */
+int adaptor_serve(struct adaptor *a);
+/* Stop accepting; returns true when nothing is in flight any more. */
+bool adaptor_drain(struct adaptor *a);
+
+struct sandbox *adaptor_find_sandbox(struct adaptor *a, const char *id);
+/* Write <dir>/state.json atomically. */
+int adaptor_save_sandbox(struct adaptor *a, struct sandbox *sb);
+
+/* apf.json for a sandbox (WIRE.md 4.2); key/cert/client-ca may be NULL. */
+int adaptor_build_apf_json(const struct adaptor *a, const struct sandbox *sb, const char *key_pem,
+			   const char *cert_pem, char **ret);
+/* The cloud-config user-data around apf.json (WIRE.md 5.1). */
+int adaptor_build_user_data(const struct adaptor *a, const char *apf_json, const char *initdata,
+			    char **ret);
+
+/* The per-sandbox agent proxy (adaptor/proxy.c). */
+int proxy_start(struct sandbox *sb);
+void proxy_stop(struct sandbox *sb);
+/* Dial the forwarder until deadline_ns; cb runs once with 0 or a negative errno and detail,
+ * unless proxy_stop() comes first. */
+int proxy_connect(struct sandbox *sb, int64_t deadline_ns, proxy_connected_fn cb);

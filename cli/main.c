@@ -1,0 +1,13 @@
+/* peerpodctl: the operator's tool that drives a hypervisor or agent socket like the Kata shim. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli.h"
+
+int main(int argc, char **argv)
+{
+	/* A server closing mid-write must turn into an error, not kill the tool. */
+	signal(SIGPIPE, SIG_IGN);
+	exit(cli_run(argc, argv, stdout, stderr));
+}

@@ -1,0 +1,840 @@
+/* lib/ttrpc/conn.c: one framed ttRPC connection on the loop: non-blocking reads into a buffer
+ * bounded to one frame, oversized frames skipped in step, an output queue with watermarks, and an
+ * optional OpenSSL session whose handshake and re-handshake wants are honoured on both paths.
+ * User callbacks run only from loop dispatch (never from inside an API call), and the conn may be
+ * freed inside any of them. */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+#include <sys/socket.h>
+#include <pthread.h>
+#include <sys/uio.h>
+
+#include "ttrpc/ttrpc-internal.h"
+
+#define IN_INITIAL_BYTES (64u * 1024)
+/* A buffer grown for a large frame is released once empty; a steady stream of frames below this
+ * keeps its buffer. */
+#define IN_KEEP_BYTES (2u * 1024 * 1024 + TTRPC_HEADER_SIZE)
+#define OUT_KEEP_BYTES (1u * 1024 * 1024)
+/* Bytes read per readiness event before other sources get their turn. */
+#define READ_BUDGET_BYTES (4u * 1024 * 1024)
+/* Largest single SSL_write; retries after WANT_WRITE pass at least as much (the queue only grows
+ * at its end), as OpenSSL requires. */
+#define SSL_WRITE_MAX_BYTES (1u << 30)
+
+struct ttrpc_conn {
+	struct loop *loop;
+	int fd;
+	SSL *ssl;
+	struct loop_source *io;
+	struct loop_source *timer; /* handshake timeout */
+	struct loop_source *kick;  /* deferred work: on_ready, on_drain, resumed input, close */
+	struct ttrpc_conn_ops ops;
+	void *userdata;
+
+	uint8_t *in;
+	size_t in_start, in_end, in_cap;
+	uint64_t discard; /* bytes of an oversized frame still to drop */
+	struct ttrpc_header discard_header;
+
+	struct buf out;
+	size_t out_start;
+
+	uint32_t events;    /* as registered with the loop */
+	uint32_t hs_events; /* what the handshake waits for */
+	unsigned busy;      /* nesting of our own dispatch; memory is kept while > 0 */
+	int kick_error;     /* close reason found outside dispatch, reported from the kick */
+
+	bool handshaking : 1;
+	bool ready_pending : 1;
+	bool drain_pending : 1;
+	bool above_high : 1;
+	bool read_paused : 1;
+	bool read_wants_write : 1;
+	bool write_wants_read : 1;
+	bool shutdown_requested : 1;
+	bool parked : 1; /* io source dropped: hang-up while reads are paused */
+	bool ssl_failed : 1;
+	bool closed : 1;
+	bool dead : 1; /* freed by the owner */
+};
+
+/* ---- a socket BIO that never raises SIGPIPE ---- */
+
+/* OpenSSL's own socket BIO writes with write(2), which kills a process that has not ignored
+ * SIGPIPE when the peer is gone; this one uses send(MSG_NOSIGNAL). */
+static BIO_METHOD *sock_method;
+static pthread_once_t sock_method_once = PTHREAD_ONCE_INIT;
+
+static int sock_bio_fd(BIO *b)
+{
+	return (int)(intptr_t)BIO_get_data(b);
+}
+
+static int sock_bio_write(BIO *b, const char *data, int len)
+{
+	BIO_clear_retry_flags(b);
+	ssize_t r;
+	do
+		r = send(sock_bio_fd(b), data, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (r < 0 && errno == EINTR);
+	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		BIO_set_retry_write(b);
+	return (int)r;
+}
+
+static int sock_bio_read(BIO *b, char *data, int len)
+{
+	BIO_clear_retry_flags(b);
+	ssize_t r;
+	do
+		r = recv(sock_bio_fd(b), data, (size_t)len, MSG_DONTWAIT);
+	while (r < 0 && errno == EINTR);
+	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		BIO_set_retry_read(b);
+	return (int)r;
+}
+
+static int sock_bio_puts(BIO *b, const char *s)
+{
+	return sock_bio_write(b, s, (int)strlen(s));
+}
+
+static long sock_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	switch (cmd) {
+	case BIO_C_GET_FD:
+		if (ptr)
+			*(int *)ptr = sock_bio_fd(b);
+		return sock_bio_fd(b);
+	case BIO_CTRL_FLUSH:
+	case BIO_CTRL_DUP:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static int sock_bio_create(BIO *b)
+{
+	BIO_set_data(b, (void *)(intptr_t)-1);
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+static void sock_method_init(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK |
+					     BIO_TYPE_DESCRIPTOR,
+				     "ttrpc socket");
+	if (!m)
+		return;
+	if (BIO_meth_set_write(m, sock_bio_write) != 1 || BIO_meth_set_read(m, sock_bio_read) != 1 ||
+	    BIO_meth_set_puts(m, sock_bio_puts) != 1 || BIO_meth_set_ctrl(m, sock_bio_ctrl) != 1 ||
+	    BIO_meth_set_create(m, sock_bio_create) != 1) {
+		BIO_meth_free(m);
+		return;
+	}
+	sock_method = m;
+}
+
+int ttrpc_ssl_set_socket(struct ssl_st *ssl, int fd)
+{
+	pthread_once(&sock_method_once, sock_method_init);
+	if (!sock_method)
+		return -ENOMEM;
+	BIO *b = BIO_new(sock_method);
+	if (!b)
+		return -ENOMEM;
+	BIO_set_data(b, (void *)(intptr_t)fd);
+	/* Replacing the BIO of an established session is safe: socket BIOs buffer nothing. */
+	SSL_set_bio(ssl, b, b);
+	return 0;
+}
+
+static void conn_destroy(struct ttrpc_conn *c)
+{
+	free(c->in);
+	buf_done(&c->out);
+	free(c);
+}
+
+static void hold(struct ttrpc_conn *c)
+{
+	c->busy++;
+}
+
+/* Returns true when the conn must not be used any more (freed, possibly destroyed now). */
+static bool release(struct ttrpc_conn *c)
+{
+	if (--c->busy == 0 && c->dead) {
+		conn_destroy(c);
+		return true;
+	}
+	return c->dead;
+}
+
+static size_t pending(const struct ttrpc_conn *c)
+{
+	return c->out.len - c->out_start;
+}
+
+static size_t buffered(const struct ttrpc_conn *c)
+{
+	return c->in_end - c->in_start;
+}
+
+static void on_kick(struct loop_source *s, void *userdata);
+static void on_io(struct loop_source *s, int fd, uint32_t events, void *userdata);
+
+static void schedule_kick(struct ttrpc_conn *c)
+{
+	if (c->kick || c->dead)
+		return;
+	/* Without the kick a deferred notification would be lost; nothing better can be done if
+	 * even this allocation fails. */
+	(void)loop_add_defer(c->loop, on_kick, c, &c->kick);
+}
+
+static void update_events(struct ttrpc_conn *c)
+{
+	if (!c->io || c->closed)
+		return;
+	uint32_t ev = 0;
+	if (c->handshaking)
+		ev = c->hs_events;
+	else {
+		if ((!c->read_paused && !c->ready_pending) || c->write_wants_read)
+			ev |= EPOLLIN;
+		if ((pending(c) && !c->write_wants_read) || c->read_wants_write)
+			ev |= EPOLLOUT;
+	}
+	if (ev != c->events && loop_source_set_io_events(c->io, ev) >= 0)
+		c->events = ev;
+}
+
+static int ssl_error_to_errno(struct ttrpc_conn *c, int e)
+{
+	if (e == SSL_ERROR_SYSCALL) {
+		c->ssl_failed = true;
+		return errno > 0 ? -errno : -ECONNRESET;
+	}
+	c->ssl_failed = true;
+	if (SSL_get_verify_result(c->ssl) != X509_V_OK)
+		return -EKEYREJECTED;
+	return -EPROTO;
+}
+
+/* Closes and reports from loop dispatch; the caller holds the conn. */
+static void close_with(struct ttrpc_conn *c, int error)
+{
+	if (c->closed || c->dead)
+		return;
+	c->closed = true;
+	c->io = loop_source_free(c->io);
+	c->timer = loop_source_free(c->timer);
+	if (c->ssl && error == 0 && !c->ssl_failed && !c->handshaking) {
+		/* Best effort close_notify; the socket is non-blocking. */
+		ERR_clear_error();
+		(void)SSL_shutdown(c->ssl);
+		ERR_clear_error();
+	}
+	if (c->ops.on_close)
+		c->ops.on_close(c, error, c->userdata);
+}
+
+/* Outside dispatch (inside an API call) errors are only recorded; the kick reports them. */
+static void fail_later(struct ttrpc_conn *c, int error)
+{
+	if (!c->kick_error)
+		c->kick_error = error;
+	schedule_kick(c);
+}
+
+/* ---- output ---- */
+
+static void out_compact(struct ttrpc_conn *c)
+{
+	if (c->out_start == c->out.len) {
+		c->out.len = c->out_start = 0;
+		if (c->out.cap > OUT_KEEP_BYTES)
+			buf_done(&c->out);
+	} else if (c->out_start > c->out.len / 2) {
+		buf_consume(&c->out, c->out_start);
+		c->out_start = 0;
+	}
+}
+
+/* Write as much queued output as the socket takes. 0 when done or blocked, <0 on error. */
+static int flush(struct ttrpc_conn *c)
+{
+	while (pending(c) > 0) {
+		const uint8_t *p = c->out.data + c->out_start;
+		size_t n = pending(c);
+		if (c->ssl) {
+			ERR_clear_error();
+			errno = 0;
+			int r = SSL_write(c->ssl, p, (int)MIN(n, SSL_WRITE_MAX_BYTES));
+			if (r <= 0) {
+				int e = SSL_get_error(c->ssl, r);
+				if (e == SSL_ERROR_WANT_WRITE)
+					break;
+				if (e == SSL_ERROR_WANT_READ) {
+					c->write_wants_read = true;
+					break;
+				}
+				return ssl_error_to_errno(c, e);
+			}
+			c->write_wants_read = false;
+			c->out_start += (size_t)r;
+		} else {
+			ssize_t r = send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (r < 0) {
+				if (errno == EINTR)
+					continue;
+				if (errno == EAGAIN || errno == EWOULDBLOCK)
+					break;
+				return -errno;
+			}
+			c->out_start += (size_t)r;
+		}
+	}
+	out_compact(c);
+	if (c->above_high && pending(c) < TTRPC_CONN_LOW_WATERMARK_BYTES) {
+		c->above_high = false;
+		c->drain_pending = true;
+	}
+	return 0;
+}
+
+int ttrpc_conn_sendv(struct ttrpc_conn *c, const struct ttrpc_header *h, const void *a, size_t alen,
+		     const void *b, size_t blen)
+{
+	if (!c || c->closed || c->dead || c->kick_error || c->shutdown_requested)
+		return -ENOTCONN;
+	if (alen > TTRPC_MAX_DATA_BYTES || blen > TTRPC_MAX_DATA_BYTES - alen)
+		return -EMSGSIZE;
+
+	struct ttrpc_header hh = *h;
+	hh.length = (uint32_t)(alen + blen);
+	uint8_t hdr[TTRPC_HEADER_SIZE];
+	ttrpc_header_encode(&hh, hdr);
+	struct iovec iov[3] = {
+		{hdr, sizeof(hdr)},
+		{(void *)a, alen},
+		{(void *)b, blen},
+	};
+	size_t total = sizeof(hdr) + alen + blen, done = 0;
+
+	/* Plain socket with nothing queued: write straight from the caller's buffers. */
+	if (!c->ssl && pending(c) == 0 && !c->parked) {
+		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = ELEMENTSOF(iov)};
+		for (;;) {
+			ssize_t r = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (r >= 0) {
+				done = (size_t)r;
+				break;
+			}
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			int err = -errno;
+			fail_later(c, err);
+			return err;
+		}
+		if (done == total)
+			return 0;
+	}
+
+	int r = buf_reserve(&c->out, total - done, 0);
+	if (r < 0) {
+		/* Part of the frame is on the wire already: the stream is out of step. */
+		if (done > 0)
+			fail_later(c, r);
+		return r;
+	}
+	for (size_t i = 0; i < ELEMENTSOF(iov); i++) {
+		size_t skip = MIN(done, iov[i].iov_len);
+		done -= skip;
+		if (iov[i].iov_len > skip)
+			buf_append(&c->out, (const uint8_t *)iov[i].iov_base + skip,
+				   iov[i].iov_len - skip, 0);
+	}
+	if (pending(c) > TTRPC_CONN_HIGH_WATERMARK_BYTES)
+		c->above_high = true;
+
+	if (c->ssl && !c->handshaking && !c->write_wants_read) {
+		r = flush(c);
+		if (r < 0) {
+			fail_later(c, r);
+			return r;
+		}
+		if (c->drain_pending)
+			schedule_kick(c);
+	}
+	if (c->parked)
+		fail_later(c, -EPIPE);
+	update_events(c);
+	return 0;
+}
+
+int ttrpc_conn_send(struct ttrpc_conn *c, uint32_t stream_id, uint8_t type, uint8_t flags,
+		    const void *data, size_t len)
+{
+	struct ttrpc_header h = {.stream_id = stream_id, .type = type, .flags = flags};
+	return ttrpc_conn_sendv(c, &h, data, len, NULL, 0);
+}
+
+size_t ttrpc_conn_pending_bytes(const struct ttrpc_conn *c)
+{
+	return c ? pending(c) : 0;
+}
+
+/* ---- input ---- */
+
+/* Hand complete frames to the owner. Returns false when the conn is closed or freed. */
+static bool dispatch_input(struct ttrpc_conn *c)
+{
+	while (!c->read_paused && !c->closed && !c->dead) {
+		size_t avail = buffered(c);
+		if (c->discard > 0) {
+			size_t n = (size_t)MIN((uint64_t)avail, c->discard);
+			c->in_start += n;
+			c->discard -= n;
+			if (c->discard > 0)
+				break;
+			if (c->ops.on_oversize) {
+				hold(c);
+				c->ops.on_oversize(c, &c->discard_header, c->userdata);
+				if (release(c))
+					return false;
+			}
+			continue;
+		}
+		if (avail < TTRPC_HEADER_SIZE)
+			break;
+		struct ttrpc_header h;
+		ttrpc_header_decode(c->in + c->in_start, &h);
+		if (h.length > TTRPC_MAX_DATA_BYTES) {
+			c->in_start += TTRPC_HEADER_SIZE;
+			c->discard = h.length;
+			c->discard_header = h;
+			continue;
+		}
+		if (avail < TTRPC_HEADER_SIZE + (size_t)h.length)
+			break;
+		const uint8_t *data = c->in + c->in_start + TTRPC_HEADER_SIZE;
+		c->in_start += TTRPC_HEADER_SIZE + h.length;
+		/* data stays valid: nothing reads into the buffer until this returns, and a
+		 * free inside the callback keeps the memory until release(). */
+		hold(c);
+		c->ops.on_frame(c, &h, data, c->userdata);
+		if (release(c))
+			return false;
+	}
+	if (c->in_start == c->in_end)
+		c->in_start = c->in_end = 0;
+	return !c->closed && !c->dead;
+}
+
+/* Make room for the next read; returns the free bytes at in_end, or <0. */
+static ssize_t in_make_room(struct ttrpc_conn *c)
+{
+	size_t avail = buffered(c);
+	size_t need = TTRPC_HEADER_SIZE;
+	if (c->discard == 0 && avail >= TTRPC_HEADER_SIZE) {
+		struct ttrpc_header h;
+		ttrpc_header_decode(c->in + c->in_start, &h);
+		need = TTRPC_HEADER_SIZE + h.length; /* <= max: larger ones became discards */
+	}
+	if (c->in_start > 0 && (c->in_start + need > c->in_cap || c->in_cap - c->in_end < 4096)) {
+		memmove(c->in, c->in + c->in_start, avail);
+		c->in_start = 0;
+		c->in_end = avail;
+	}
+	if (need > c->in_cap || !c->in) {
+		size_t cap = MAX(need, (size_t)IN_INITIAL_BYTES);
+		if (cap > IN_INITIAL_BYTES)
+			cap = MIN((cap + 65535) & ~(size_t)65535,
+				  (size_t)TTRPC_MAX_DATA_BYTES + TTRPC_HEADER_SIZE);
+		uint8_t *p = realloc(c->in, cap);
+		if (!p)
+			return -ENOMEM;
+		c->in = p;
+		c->in_cap = cap;
+	}
+	return (ssize_t)(c->in_cap - c->in_end);
+}
+
+static void in_shrink(struct ttrpc_conn *c)
+{
+	if (c->in_end == 0 && c->in_cap > IN_KEEP_BYTES) {
+		free(c->in);
+		c->in = NULL;
+		c->in_cap = 0;
+	}
+}
+
+/* >0 bytes read, 0 end of stream, -EAGAIN, or another -errno. */
+static ssize_t read_some(struct ttrpc_conn *c, uint8_t *p, size_t n)
+{
+	if (c->ssl) {
+		ERR_clear_error();
+		errno = 0;
+		int r = SSL_read(c->ssl, p, (int)MIN(n, (size_t)INT32_MAX));
+		if (r > 0) {
+			c->read_wants_write = false;
+			return r;
+		}
+		int e = SSL_get_error(c->ssl, r);
+		switch (e) {
+		case SSL_ERROR_WANT_READ:
+			c->read_wants_write = false;
+			return -EAGAIN;
+		case SSL_ERROR_WANT_WRITE:
+			c->read_wants_write = true;
+			return -EAGAIN;
+		case SSL_ERROR_ZERO_RETURN:
+			return 0;
+		default:
+			return ssl_error_to_errno(c, e);
+		}
+	}
+	for (;;) {
+		ssize_t r = recv(c->fd, p, n, MSG_DONTWAIT);
+		if (r >= 0)
+			return r;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return -EAGAIN;
+		return -errno;
+	}
+}
+
+static void do_read(struct ttrpc_conn *c)
+{
+	size_t budget = READ_BUDGET_BYTES;
+	for (;;) {
+		if (!dispatch_input(c))
+			return;
+		if (c->read_paused)
+			return;
+		if (budget == 0) {
+			/* Decrypted bytes inside OpenSSL raise no epoll event. */
+			if (c->ssl && SSL_has_pending(c->ssl))
+				schedule_kick(c);
+			return;
+		}
+		ssize_t room = in_make_room(c);
+		if (room < 0) {
+			close_with(c, (int)room);
+			return;
+		}
+		ssize_t n = read_some(c, c->in + c->in_end, MIN((size_t)room, budget));
+		if (n == -EAGAIN) {
+			in_shrink(c);
+			return;
+		}
+		if (n <= 0) {
+			/* A stream that ends inside a frame lost data; one that ends between
+			 * frames is a clean close. */
+			int err = (int)n;
+			if (n == 0 && (buffered(c) > 0 || c->discard > 0))
+				err = -EPIPE;
+			close_with(c, err);
+			return;
+		}
+		c->in_end += (size_t)n;
+		budget -= MIN(budget, (size_t)n);
+	}
+}
+
+/* ---- handshake, readiness and the deferred kick ---- */
+
+static void deliver_ready(struct ttrpc_conn *c)
+{
+	c->ready_pending = false;
+	if (c->ops.on_ready)
+		c->ops.on_ready(c, c->userdata);
+}
+
+static void finish_shutdown(struct ttrpc_conn *c)
+{
+	if (c->shutdown_requested && pending(c) == 0 && !c->handshaking)
+		close_with(c, 0);
+}
+
+static void do_handshake(struct ttrpc_conn *c)
+{
+	ERR_clear_error();
+	errno = 0;
+	int r = SSL_do_handshake(c->ssl);
+	if (r == 1) {
+		c->handshaking = false;
+		c->hs_events = 0;
+		c->timer = loop_source_free(c->timer);
+		deliver_ready(c);
+		if (c->closed || c->dead)
+			return;
+		int fr = flush(c);
+		if (fr < 0) {
+			close_with(c, fr);
+			return;
+		}
+		finish_shutdown(c);
+		if (c->closed || c->dead)
+			return;
+		/* Application data may have arrived with the last handshake flight. */
+		if (!c->read_paused && SSL_has_pending(c->ssl))
+			schedule_kick(c);
+		return;
+	}
+	int e = SSL_get_error(c->ssl, r);
+	if (e == SSL_ERROR_WANT_READ)
+		c->hs_events = EPOLLIN;
+	else if (e == SSL_ERROR_WANT_WRITE)
+		c->hs_events = EPOLLOUT;
+	else
+		close_with(c, ssl_error_to_errno(c, e));
+}
+
+static void deliver_drain(struct ttrpc_conn *c)
+{
+	if (!c->drain_pending)
+		return;
+	c->drain_pending = false;
+	if (c->ops.on_drain)
+		c->ops.on_drain(c, c->userdata);
+}
+
+static void on_kick(struct loop_source *s, void *userdata)
+{
+	struct ttrpc_conn *c = userdata;
+	c->kick = loop_source_free(s);
+	if (c->closed)
+		return;
+	hold(c);
+	if (c->kick_error) {
+		close_with(c, c->kick_error);
+		goto out;
+	}
+	if (c->handshaking) {
+		do_handshake(c);
+		goto out;
+	}
+	if (c->ready_pending) {
+		deliver_ready(c);
+		if (c->closed || c->dead)
+			goto out;
+	}
+	deliver_drain(c);
+	if (c->closed || c->dead)
+		goto out;
+	finish_shutdown(c);
+	if (c->closed || c->dead)
+		goto out;
+	if (!c->read_paused && (buffered(c) > 0 || (c->ssl && SSL_has_pending(c->ssl))))
+		do_read(c);
+out:
+	if (!release(c) && !c->closed)
+		update_events(c);
+}
+
+static void on_io(struct loop_source *s, int fd, uint32_t events, void *userdata)
+{
+	struct ttrpc_conn *c = userdata;
+	hold(c);
+	if (c->handshaking) {
+		do_handshake(c);
+		goto out;
+	}
+
+	bool hup = events & (EPOLLHUP | EPOLLERR);
+	if (pending(c) > 0 &&
+	    ((events & EPOLLOUT) || hup || (c->write_wants_read && (events & EPOLLIN)))) {
+		int r = flush(c);
+		if (r < 0) {
+			close_with(c, r);
+			goto out;
+		}
+		deliver_drain(c);
+		if (c->closed || c->dead)
+			goto out;
+		finish_shutdown(c);
+		if (c->closed || c->dead)
+			goto out;
+	}
+
+	if (c->ready_pending)
+		goto out;
+	if (!c->read_paused &&
+	    ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) ||
+	     (c->read_wants_write && (events & EPOLLOUT))))
+		do_read(c);
+	else if (hup && c->read_paused && !c->closed && !c->dead) {
+		/* A hang-up is reported whatever we ask for; stop listening until reads resume
+		 * rather than spin. */
+		c->io = loop_source_free(c->io);
+		c->events = 0;
+		c->parked = true;
+	}
+out:
+	if (!release(c) && !c->closed)
+		update_events(c);
+}
+
+static void on_handshake_timeout(struct loop_source *s, void *userdata)
+{
+	struct ttrpc_conn *c = userdata;
+	c->timer = loop_source_free(s);
+	hold(c);
+	if (c->handshaking)
+		close_with(c, -ETIMEDOUT);
+	release(c);
+}
+
+/* ---- lifetime ---- */
+
+int ttrpc_conn_new(struct loop *l, int fd, struct ssl_st *ssl, int64_t handshake_timeout_ns,
+		   const struct ttrpc_conn_ops *ops, void *userdata, struct ttrpc_conn **ret)
+{
+	if (!l || fd < 0 || !ops || !ops->on_frame || !ret)
+		return -EINVAL;
+
+	int r = fd_set_nonblock(fd, true);
+	if (r < 0)
+		return r;
+	/* Request and response are each one write; Nagle would hold back the second of two
+	 * answers sent close together. Fails harmlessly on Unix sockets. */
+	int one = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+	struct ttrpc_conn *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->loop = l;
+	c->fd = fd;
+	c->ops = *ops;
+	c->userdata = userdata;
+
+	if (ssl) {
+		r = ttrpc_ssl_set_socket(ssl, fd);
+		if (r < 0) {
+			free(c);
+			return r;
+		}
+		SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
+					  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+		/* ttRPC frames are self-delimiting, so a missing close_notify cannot hide a
+		 * truncation; treat it as a plain end of stream. */
+		SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+		c->handshaking = !SSL_is_init_finished(ssl);
+	}
+	c->ready_pending = !c->handshaking;
+
+	r = loop_add_io(l, fd, 0, on_io, c, &c->io);
+	if (r < 0) {
+		free(c);
+		return r;
+	}
+	if (c->handshaking && handshake_timeout_ns > 0) {
+		int64_t now = now_ns();
+		int64_t deadline = handshake_timeout_ns > INT64_MAX - now
+					   ? INT64_MAX
+					   : now + handshake_timeout_ns;
+		r = loop_add_timer(l, deadline, on_handshake_timeout, c, &c->timer);
+		if (r < 0) {
+			loop_source_free(c->io);
+			free(c);
+			return r;
+		}
+	}
+	/* The first handshake step and on_ready both run from the loop, so the owner has its
+	 * pointer before any callback. */
+	r = loop_add_defer(l, on_kick, c, &c->kick);
+	if (r < 0) {
+		loop_source_free(c->timer);
+		loop_source_free(c->io);
+		free(c);
+		return r;
+	}
+	c->ssl = ssl;
+	*ret = c;
+	return 0;
+}
+
+struct ttrpc_conn *ttrpc_conn_free(struct ttrpc_conn *c)
+{
+	if (!c || c->dead)
+		return NULL;
+	c->dead = true;
+	c->io = loop_source_free(c->io);
+	c->timer = loop_source_free(c->timer);
+	c->kick = loop_source_free(c->kick);
+	if (c->ssl) {
+		if (!c->closed && !c->ssl_failed && !c->handshaking) {
+			ERR_clear_error();
+			(void)SSL_shutdown(c->ssl);
+		}
+		ERR_clear_error();
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+	}
+	c->closed = true;
+	c->fd = safe_close(c->fd);
+	if (c->busy == 0)
+		conn_destroy(c);
+	return NULL;
+}
+
+void ttrpc_conn_set_read_paused(struct ttrpc_conn *c, bool paused)
+{
+	if (!c || c->dead || c->closed || c->read_paused == paused)
+		return;
+	c->read_paused = paused;
+	if (!paused) {
+		if (c->parked) {
+			c->parked = false;
+			c->events = 0;
+			if (loop_add_io(c->loop, c->fd, 0, on_io, c, &c->io) < 0) {
+				fail_later(c, -ENOMEM);
+				return;
+			}
+		}
+		if (buffered(c) > 0 || c->discard > 0 || (c->ssl && SSL_has_pending(c->ssl)))
+			schedule_kick(c);
+	}
+	update_events(c);
+}
+
+void ttrpc_conn_shutdown(struct ttrpc_conn *c)
+{
+	if (!c || c->dead || c->closed || c->shutdown_requested)
+		return;
+	c->shutdown_requested = true;
+	c->read_paused = true;
+	if (pending(c) == 0)
+		schedule_kick(c);
+	update_events(c);
+}
+
+void ttrpc_conn_set_userdata(struct ttrpc_conn *c, void *userdata)
+{
+	if (c)
+		c->userdata = userdata;
+}
+
+void *ttrpc_conn_get_userdata(const struct ttrpc_conn *c)
+{
+	return c ? c->userdata : NULL;
+}
+
+int ttrpc_conn_get_fd(const struct ttrpc_conn *c)
+{
+	return c ? c->fd : -EBADF;
+}
