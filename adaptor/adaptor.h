@@ -119,7 +119,7 @@ struct sandbox {
 
 	/* runtime */
 	struct adaptor *adaptor;
-	char *dir;         /* <pods-dir>/<id> */
+	char *dir; /* <pods-dir>/<id> */
 	char *agent_socket;
 	struct ttrpc_relay *relay;
 	struct ttrpc_dial *dial;

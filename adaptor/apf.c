@@ -5,7 +5,6 @@
 #include "adaptor.h"
 #include "userdata/userdata.h"
 
-
 static int add_str(json_t *o, const char *key, const char *v)
 {
 	if (str_empty(v))

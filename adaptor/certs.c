@@ -55,9 +55,9 @@ static int load_or_create(const char *dir, const char *name, EVP_PKEY **ret_key,
 		*ret_msg = str_printf("%s/%s.{key,crt} exist but cannot be used (%s); remove them "
 				      "to create a new identity (running pod VMs will then fail)",
 				      dir, name,
-				      rk < 0	 ? strerror(-rk)
+				      rk < 0   ? strerror(-rk)
 				      : rc < 0 ? strerror(-rc)
-						 : "key does not match certificate");
+					       : "key does not match certificate");
 		return -EINVAL;
 	}
 	EVP_PKEY_free(key);
@@ -105,8 +105,8 @@ int certs_init(const struct adaptor_settings *s, struct adaptor_certs **ret, cha
 	}
 	r = mkdir_p(s->data_dir, 0700);
 	if (r < 0) {
-		*ret_msg = str_printf("cannot create data directory %s: %s", s->data_dir,
-				      strerror(-r));
+		*ret_msg =
+		    str_printf("cannot create data directory %s: %s", s->data_dir, strerror(-r));
 		return r;
 	}
 
@@ -134,8 +134,7 @@ int certs_init(const struct adaptor_settings *s, struct adaptor_certs **ret, cha
 			return r;
 		}
 	} else {
-		r = load_or_create(s->data_dir, "client", &c->client_key, &c->client,
-				   ret_msg);
+		r = load_or_create(s->data_dir, "client", &c->client_key, &c->client, ret_msg);
 		if (r < 0)
 			return r;
 		/* The self-signed client certificate is the forwarder's trust anchor. */

@@ -70,8 +70,8 @@ int main(int argc, char **argv)
 		argi = 2;
 	} else
 		pname = config_getenv("CLOUD_PROVIDER");
-	if (argc > 1 && (str_eq(argv[1], "--help") || str_eq(argv[1], "-help") ||
-			 str_eq(argv[1], "-h"))) {
+	if (argc > 1 &&
+	    (str_eq(argv[1], "--help") || str_eq(argv[1], "-help") || str_eq(argv[1], "-h"))) {
 		usage(stdout);
 		return 0;
 	}
@@ -95,13 +95,13 @@ int main(int argc, char **argv)
 	if (!psettings)
 		return 1;
 	struct config_table tables[] = {
-		{adaptor_options, adaptor_n_options, &settings},
-		{ops->options, ops->n_options, psettings},
+	    {adaptor_options, adaptor_n_options, &settings},
+	    {ops->options, ops->n_options, psettings},
 	};
 	int argind = 0;
 	_cleanup_free_ char *msg = NULL;
-	int r = config_parse(tables, ops->n_options ? 2 : 1, argc - argi, argv + argi, &argind,
-			     &msg);
+	int r =
+	    config_parse(tables, ops->n_options ? 2 : 1, argc - argi, argv + argi, &argind, &msg);
 	if (r == -EAGAIN) {
 		usage(stdout);
 		return 0;
@@ -153,11 +153,11 @@ int main(int argc, char **argv)
 	_cleanup_free_ char *self = realpath("/proc/self/exe", NULL);
 	_cleanup_free_ char *self_dir = self ? strdup(self) : NULL;
 	struct provider_context pctx = {
-		.data_dir = settings.data_dir,
-		.node_name = settings.node_name ?: "",
-		.program_dir = self_dir ? dirname(self_dir) : ".",
-		.forwarder_port = settings.forwarder_port,
-		.disable_tls = settings.disable_tls,
+	    .data_dir = settings.data_dir,
+	    .node_name = settings.node_name ?: "",
+	    .program_dir = self_dir ? dirname(self_dir) : ".",
+	    .forwarder_port = settings.forwarder_port,
+	    .disable_tls = settings.disable_tls,
 	};
 	struct adaptor_certs *certs = NULL;
 	r = certs_init(&settings, &certs, &msg);

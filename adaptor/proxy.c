@@ -40,14 +40,14 @@ static int dial(struct sandbox *sb, int64_t deadline_ns)
 		return -EADDRNOTAVAIL;
 	const struct adaptor *a = sb->adaptor;
 	struct ttrpc_dial_opts o = {
-		.host = sb->ips[0],
-		.port = a->settings->forwarder_port,
-		.tls = certs_client_ctx(a->certs),
-		.tls_server_name = certs_server_name(a->certs, sb->instance_name),
-		.deadline_ns = deadline_ns,
-		.attempt_timeout_ns = 5 * NSEC_PER_SEC,
-		.retry_initial_ns = 50 * NSEC_PER_MSEC,
-		.retry_max_ns = 2 * NSEC_PER_SEC,
+	    .host = sb->ips[0],
+	    .port = a->settings->forwarder_port,
+	    .tls = certs_client_ctx(a->certs),
+	    .tls_server_name = certs_server_name(a->certs, sb->instance_name),
+	    .deadline_ns = deadline_ns,
+	    .attempt_timeout_ns = 5 * NSEC_PER_SEC,
+	    .retry_initial_ns = 50 * NSEC_PER_MSEC,
+	    .retry_max_ns = 2 * NSEC_PER_SEC,
 	};
 	return ttrpc_dial_start(a->loop, &o, dial_done, sb, &sb->dial);
 }
@@ -72,8 +72,8 @@ static void upstream_closed(struct ttrpc_relay *r, int error, void *userdata)
 }
 
 static const struct ttrpc_relay_ops relay_ops = {
-	.connect_upstream = connect_upstream,
-	.upstream_closed = upstream_closed,
+    .connect_upstream = connect_upstream,
+    .upstream_closed = upstream_closed,
 };
 
 int proxy_start(struct sandbox *sb)

@@ -3,12 +3,11 @@
 
 #include "adaptor.h"
 
-
 static const char *const state_names[] = {
-	[SANDBOX_CREATED] = "created",
-	[SANDBOX_STARTING] = "starting",
-	[SANDBOX_RUNNING] = "running",
-	[SANDBOX_STOPPING] = "stopping",
+    [SANDBOX_CREATED] = "created",
+    [SANDBOX_STARTING] = "starting",
+    [SANDBOX_RUNNING] = "running",
+    [SANDBOX_STOPPING] = "stopping",
 };
 
 const char *sandbox_state_to_string(enum sandbox_state s)

@@ -105,7 +105,7 @@ struct work {
 	char *instance_id;
 	/* create */
 	char *instance_name, *pod_name, *pod_namespace, *node_name, *user_data, *apf_json, *image,
-		*machine_type;
+	    *machine_type;
 	unsigned vcpus, memory_mib, gpus;
 	struct provider_instance result;
 	/* list */
@@ -145,18 +145,18 @@ static int work_run(void *data)
 		if (!ops->create_instance)
 			return -EOPNOTSUPP;
 		struct provider_instance_spec spec = {
-			.instance_name = w->instance_name,
-			.sandbox_id = w->sandbox_id,
-			.pod_name = w->pod_name,
-			.pod_namespace = w->pod_namespace,
-			.node_name = w->node_name,
-			.user_data = w->user_data,
-			.apf_json = w->apf_json,
-			.image = w->image ?: "",
-			.machine_type = w->machine_type ?: "",
-			.vcpus = w->vcpus,
-			.memory_mib = w->memory_mib,
-			.gpus = w->gpus,
+		    .instance_name = w->instance_name,
+		    .sandbox_id = w->sandbox_id,
+		    .pod_name = w->pod_name,
+		    .pod_namespace = w->pod_namespace,
+		    .node_name = w->node_name,
+		    .user_data = w->user_data,
+		    .apf_json = w->apf_json,
+		    .image = w->image ?: "",
+		    .machine_type = w->machine_type ?: "",
+		    .vcpus = w->vcpus,
+		    .memory_mib = w->memory_mib,
+		    .gpus = w->gpus,
 		};
 		return ops->create_instance(p, &spec, &w->result, &w->err);
 	}
@@ -269,7 +269,8 @@ static void begin_stop(struct sandbox *sb)
 	logp_info(&lf, "deleting instance %s", sb->instance_id);
 	int r = submit_delete(sb, delete_done_stop);
 	if (r < 0) {
-		logp_error_errno(&lf, r, "cannot schedule deletion of instance %s", sb->instance_id);
+		logp_error_errno(&lf, r, "cannot schedule deletion of instance %s",
+				 sb->instance_id);
 		finish_stop(sb);
 	}
 }
@@ -329,7 +330,8 @@ static void abort_start(struct sandbox *sb)
 	sandbox_log_fields(sb, &lf);
 	int r = submit_delete(sb, delete_done_failed_start);
 	if (r < 0) {
-		logp_error_errno(&lf, r, "cannot schedule deletion of instance %s", sb->instance_id);
+		logp_error_errno(&lf, r, "cannot schedule deletion of instance %s",
+				 sb->instance_id);
 		set_state(sb, SANDBOX_CREATED);
 		settle(sb);
 	}
@@ -340,11 +342,12 @@ static void start_connected(struct sandbox *sb, int error, const char *detail)
 	struct log_fields lf;
 	sandbox_log_fields(sb, &lf);
 	if (error < 0) {
-		start_reply_error(sb, TTRPC_UNKNOWN,
-				  "failed to connect to the agent-protocol-forwarder of %s at %s:%u: "
-				  "%s",
-				  sb->instance_name, sb->ips[0], sb->adaptor->settings->forwarder_port,
-				  detail ?: strerror(-error));
+		start_reply_error(
+		    sb, TTRPC_UNKNOWN,
+		    "failed to connect to the agent-protocol-forwarder of %s at %s:%u: "
+		    "%s",
+		    sb->instance_name, sb->ips[0], sb->adaptor->settings->forwarder_port,
+		    detail ?: strerror(-error));
 		abort_start(sb);
 		return;
 	}
@@ -385,7 +388,8 @@ static void create_done(struct adaptor *a, struct work *w, int r)
 	notify_info_waiters(a, sb);
 
 	if (sb->stop_requested || sb->start_cancelled || !sb->start_call) {
-		start_reply_error(sb, TTRPC_CANCELLED, "StartVM of sandbox %s was cancelled", sb->id);
+		start_reply_error(sb, TTRPC_CANCELLED, "StartVM of sandbox %s was cancelled",
+				  sb->id);
 		abort_start(sb);
 		return;
 	}
@@ -537,8 +541,8 @@ static void handle_stop_vm(struct ttrpc_call *call, const uint8_t *payload, size
 		ttrpc_call_reply(call, NULL, 0);
 		return;
 	}
-	struct ttrpc_call **calls = reallocarray(sb->stop_calls, sb->n_stop_calls + 1,
-						 sizeof(*calls));
+	struct ttrpc_call **calls =
+	    reallocarray(sb->stop_calls, sb->n_stop_calls + 1, sizeof(*calls));
 	if (!calls) {
 		ttrpc_call_reply_error(call, TTRPC_INTERNAL, "out of memory");
 		return;
@@ -809,8 +813,8 @@ static void handle_get_info(struct ttrpc_call *call, const uint8_t *payload, siz
 	w->call = call;
 	int64_t deadline = ttrpc_call_deadline_ns(call);
 	/* Answer just before the server's own DEADLINE_EXCEEDED, with the reference text. */
-	if (deadline > 0 && loop_add_timer(a->loop, deadline - GETINFO_MARGIN_NS, info_timeout, w,
-					   &w->timer) < 0) {
+	if (deadline > 0 &&
+	    loop_add_timer(a->loop, deadline - GETINFO_MARGIN_NS, info_timeout, w, &w->timer) < 0) {
 		free(w->name);
 		free(w->ns);
 		free(w);
@@ -885,8 +889,8 @@ static int restore_one(struct adaptor *a, const char *id)
 		return -ENOMEM;
 	int r = read_file_bounded(path, STATE_FILE_MAX_BYTES, &text, &len);
 	if (r < 0) {
-		log_warning_errno(r, "ignoring %s/%s: cannot read state.json", a->settings->pods_dir,
-				  id);
+		log_warning_errno(r, "ignoring %s/%s: cannot read state.json",
+				  a->settings->pods_dir, id);
 		return 0;
 	}
 	_cleanup_free_ char *msg = NULL;
@@ -1010,11 +1014,11 @@ int adaptor_serve(struct adaptor *a)
 		const char *service, *method;
 		ttrpc_method_fn fn;
 	} methods[] = {
-		{"hypervisor.Hypervisor", "CreateVM", handle_create_vm},
-		{"hypervisor.Hypervisor", "StartVM", handle_start_vm},
-		{"hypervisor.Hypervisor", "StopVM", handle_stop_vm},
-		{"hypervisor.Hypervisor", "Version", handle_version},
-		{"podvminfo.PodVMInfo", "GetInfo", handle_get_info},
+	    {"hypervisor.Hypervisor", "CreateVM", handle_create_vm},
+	    {"hypervisor.Hypervisor", "StartVM", handle_start_vm},
+	    {"hypervisor.Hypervisor", "StopVM", handle_stop_vm},
+	    {"hypervisor.Hypervisor", "Version", handle_version},
+	    {"podvminfo.PodVMInfo", "GetInfo", handle_get_info},
 	};
 	for (size_t i = 0; i < ELEMENTSOF(methods); i++) {
 		r = ttrpc_server_add_method(a->server, methods[i].service, methods[i].method,

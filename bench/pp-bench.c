@@ -74,8 +74,8 @@ static int run_rtt(const char *addr, const char *service, const char *method, co
 	for (int i = 0; i < 100; i++) {
 		uint8_t *resp = NULL;
 		size_t rl;
-		r = ttrpc_sync_client_call(c, service, method, req, req_len, 10 * NSEC_PER_SEC, &resp,
-					   &rl, NULL);
+		r = ttrpc_sync_client_call(c, service, method, req, req_len, 10 * NSEC_PER_SEC,
+					   &resp, &rl, NULL);
 		free(resp);
 		if (r != 0) {
 			fprintf(stderr, "call failed: %d\n", r);
@@ -87,8 +87,8 @@ static int run_rtt(const char *addr, const char *service, const char *method, co
 		uint8_t *resp = NULL;
 		size_t rl;
 		int64_t s = now_ns();
-		r = ttrpc_sync_client_call(c, service, method, req, req_len, 10 * NSEC_PER_SEC, &resp,
-					   &rl, NULL);
+		r = ttrpc_sync_client_call(c, service, method, req, req_len, 10 * NSEC_PER_SEC,
+					   &resp, &rl, NULL);
 		lat[i] = now_ns() - s;
 		free(resp);
 		if (r != 0) {
@@ -220,9 +220,9 @@ static int run_pods(const char *hv, long n)
 		char name[32];
 		snprintf(name, sizeof(name), "bench-%ld", i);
 		Hypervisor__CreateVMRequest__AnnotationsEntry e1 =
-			HYPERVISOR__CREATE_VMREQUEST__ANNOTATIONS_ENTRY__INIT;
+		    HYPERVISOR__CREATE_VMREQUEST__ANNOTATIONS_ENTRY__INIT;
 		Hypervisor__CreateVMRequest__AnnotationsEntry e2 =
-			HYPERVISOR__CREATE_VMREQUEST__ANNOTATIONS_ENTRY__INIT;
+		    HYPERVISOR__CREATE_VMREQUEST__ANNOTATIONS_ENTRY__INIT;
 		e1.key = (char *)"io.kubernetes.cri.sandbox-name";
 		e1.value = name;
 		e2.key = (char *)"io.kubernetes.cri.sandbox-namespace";

@@ -4,8 +4,8 @@
 extern const struct provider_ops local_provider_ops;
 
 const struct provider_ops *const provider_table[] = {
-	&local_provider_ops,
-	NULL,
+    &local_provider_ops,
+    NULL,
 };
 
 const struct provider_ops *provider_find(const char *name)

@@ -562,35 +562,39 @@ int read_file_bounded(const char *path, size_t max_bytes, char **ret, size_t *re
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
+	/* Read at most max_bytes + 1 so a file over the limit is detected without reading it
+	 * all, and a file of exactly max_bytes is accepted. */
 	struct buf b = {0};
+	int r = 0;
 	for (;;) {
-		int r = buf_reserve(&b, 4096, max_bytes + 1);
-		if (r < 0) {
-			buf_done(&b);
-			return r == -EMSGSIZE ? -EFBIG : r;
-		}
-		ssize_t n = read(fd, b.data + b.len, b.cap - b.len);
+		size_t want = MIN((size_t)65536, max_bytes + 1 - b.len);
+		r = buf_reserve(&b, want + 1, max_bytes + 2);
+		if (r < 0)
+			break;
+		ssize_t n = read(fd, b.data + b.len, want);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			r = -errno;
-			buf_done(&b);
-			return r;
+			break;
 		}
 		if (n == 0)
 			break;
 		b.len += (size_t)n;
 		if (b.len > max_bytes) {
-			buf_done(&b);
-			return -EFBIG;
+			r = -EFBIG;
+			break;
 		}
 	}
-	if (buf_append(&b, "", 1, 0) < 0) {
+	if (r < 0) {
 		buf_done(&b);
-		return -ENOMEM;
+		return r;
 	}
+	if (!b.data && buf_reserve(&b, 1, 0) < 0)
+		return -ENOMEM;
+	b.data[b.len] = 0;
 	if (ret_len)
-		*ret_len = b.len - 1;
+		*ret_len = b.len;
 	*ret = (char *)b.data;
 	return 0;
 }

@@ -108,14 +108,14 @@ static int list_append(char ***list, const char *value)
 }
 
 /* Parse value into the field; on a syntax error return <0 with *ret_reason set (static text). */
-static int field_set(const struct config_option *o, void *field, const char *value,
-		     enum source src, bool append, const char **ret_reason)
+static int field_set(const struct config_option *o, void *field, const char *value, enum source src,
+		     bool append, const char **ret_reason)
 {
 	bool empty = str_empty(value);
 	int r = 0;
 	/* An empty default means "unset": the zero value of the type. */
-	if (empty && src == SOURCE_DEFAULT && o->type != CONFIG_STRING && o->type != CONFIG_SECRET &&
-	    o->type != CONFIG_LIST) {
+	if (empty && src == SOURCE_DEFAULT && o->type != CONFIG_STRING &&
+	    o->type != CONFIG_SECRET && o->type != CONFIG_LIST) {
 		switch (o->type) {
 		case CONFIG_BOOL:
 			*(bool *)field = false;
@@ -233,17 +233,18 @@ static void describe(const struct config_option *o, char *buf, size_t size)
 		snprintf(buf, size, "environment variable %s", o->env ? o->env : "?");
 }
 
-static int apply(const struct config_option *o, void *settings, const char *value,
-		 enum source src, bool append, char **ret_msg)
+static int apply(const struct config_option *o, void *settings, const char *value, enum source src,
+		 bool append, char **ret_msg)
 {
 	const char *reason = NULL;
 	int r = field_set(o, field_of(o, settings), value, src, append, &reason);
 	if (r != -EINVAL)
 		return r;
 
+	/* Only typed values can be refused here; strings, and so secrets, always parse, which keeps
+	 * a secret out of every message below. */
 	char what[256];
 	describe(o, what, sizeof(what));
-	bool secret = o->type == CONFIG_SECRET;
 	switch (src) {
 	case SOURCE_DEFAULT:
 		return fail(ret_msg, "invalid default \"%." ECHO_MAX "s\" for %s: %s", value, what,
@@ -252,13 +253,9 @@ static int apply(const struct config_option *o, void *settings, const char *valu
 		if (o->flag)
 			snprintf(what, sizeof(what), "environment variable %s (flag -%s)", o->env,
 				 o->flag);
-		if (secret)
-			return fail(ret_msg, "invalid value in %s: %s", what, reason);
 		return fail(ret_msg, "invalid value \"%." ECHO_MAX "s\" in %s: %s", value, what,
 			    reason);
 	case SOURCE_FLAG:
-		if (secret)
-			return fail(ret_msg, "invalid value for %s: %s", what, reason);
 		if (o->type == CONFIG_BOOL)
 			return fail(ret_msg, "invalid boolean value \"%." ECHO_MAX "s\" for %s: %s",
 				    value, what, reason);
@@ -370,8 +367,8 @@ int config_parse(const struct config_table *tables, size_t n_tables, int argc, c
 	int r;
 	for (size_t t = 0; t < n_tables; t++)
 		for (size_t i = 0; i < tables[t].n_options; i++) {
-			r = apply(&tables[t].options[i], tables[t].settings, tables[t].options[i].def,
-				  SOURCE_DEFAULT, false, ret_msg);
+			r = apply(&tables[t].options[i], tables[t].settings,
+				  tables[t].options[i].def, SOURCE_DEFAULT, false, ret_msg);
 			if (r < 0)
 				return r;
 		}

@@ -318,8 +318,7 @@ static void build_text(struct out *o, enum log_level level, const char *err_text
 	out_str(o, "\n", o->cap);
 }
 
-int log_emit(enum log_level level, int error, const struct log_fields *fields, const char *fmt,
-	     ...)
+int log_emit(enum log_level level, int error, const struct log_fields *fields, const char *fmt, ...)
 {
 	if ((int)level > atomic_load(&max_level))
 		return error;

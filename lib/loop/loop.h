@@ -20,7 +20,9 @@ static inline void loop_freep(struct loop **l)
 	loop_free(*l);
 }
 
-/* Run until loop_exit(); returns the exit code given there. */
+/* Run until loop_exit(); returns the exit code given there. A loop_exit() made before
+ * loop_run() makes it return at once; on return the exit request is cleared, so the loop can be
+ * run again. */
 int loop_run(struct loop *l);
 void loop_exit(struct loop *l, int code);
 /* Run one iteration, waiting at most timeout_ns (-1 forever). Returns >0 if something was
@@ -69,5 +71,5 @@ typedef void (*loop_done_fn)(struct loop *l, int result, void *data);
 int loop_set_pool_size(struct loop *l, unsigned size);
 unsigned loop_get_pool_size(const struct loop *l);
 int loop_submit_work(struct loop *l, loop_work_fn work, loop_done_fn done, void *data);
-/* Number of works queued or running. */
+/* Number of works queued or running (counted until their done callback has run). */
 unsigned loop_pending_work(const struct loop *l);

@@ -191,9 +191,9 @@ static void on_close(struct ttrpc_conn *conn, int error, void *userdata)
 }
 
 static const struct ttrpc_conn_ops client_ops = {
-	.on_frame = on_frame,
-	.on_oversize = on_oversize,
-	.on_close = on_close,
+    .on_frame = on_frame,
+    .on_oversize = on_oversize,
+    .on_close = on_close,
 };
 
 int ttrpc_client_new(struct loop *l, int fd, struct ssl_st *ssl, struct ttrpc_client **ret)

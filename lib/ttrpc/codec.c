@@ -4,23 +4,23 @@
 #include "ttrpc/ttrpc-internal.h"
 
 static const char *const code_names[] = {
-	[TTRPC_OK] = "OK",
-	[TTRPC_CANCELLED] = "CANCELLED",
-	[TTRPC_UNKNOWN] = "UNKNOWN",
-	[TTRPC_INVALID_ARGUMENT] = "INVALID_ARGUMENT",
-	[TTRPC_DEADLINE_EXCEEDED] = "DEADLINE_EXCEEDED",
-	[TTRPC_NOT_FOUND] = "NOT_FOUND",
-	[TTRPC_ALREADY_EXISTS] = "ALREADY_EXISTS",
-	[TTRPC_PERMISSION_DENIED] = "PERMISSION_DENIED",
-	[TTRPC_RESOURCE_EXHAUSTED] = "RESOURCE_EXHAUSTED",
-	[TTRPC_FAILED_PRECONDITION] = "FAILED_PRECONDITION",
-	[TTRPC_ABORTED] = "ABORTED",
-	[TTRPC_OUT_OF_RANGE] = "OUT_OF_RANGE",
-	[TTRPC_UNIMPLEMENTED] = "UNIMPLEMENTED",
-	[TTRPC_INTERNAL] = "INTERNAL",
-	[TTRPC_UNAVAILABLE] = "UNAVAILABLE",
-	[15] = "DATA_LOSS",
-	[16] = "UNAUTHENTICATED",
+    [TTRPC_OK] = "OK",
+    [TTRPC_CANCELLED] = "CANCELLED",
+    [TTRPC_UNKNOWN] = "UNKNOWN",
+    [TTRPC_INVALID_ARGUMENT] = "INVALID_ARGUMENT",
+    [TTRPC_DEADLINE_EXCEEDED] = "DEADLINE_EXCEEDED",
+    [TTRPC_NOT_FOUND] = "NOT_FOUND",
+    [TTRPC_ALREADY_EXISTS] = "ALREADY_EXISTS",
+    [TTRPC_PERMISSION_DENIED] = "PERMISSION_DENIED",
+    [TTRPC_RESOURCE_EXHAUSTED] = "RESOURCE_EXHAUSTED",
+    [TTRPC_FAILED_PRECONDITION] = "FAILED_PRECONDITION",
+    [TTRPC_ABORTED] = "ABORTED",
+    [TTRPC_OUT_OF_RANGE] = "OUT_OF_RANGE",
+    [TTRPC_UNIMPLEMENTED] = "UNIMPLEMENTED",
+    [TTRPC_INTERNAL] = "INTERNAL",
+    [TTRPC_UNAVAILABLE] = "UNAVAILABLE",
+    [15] = "DATA_LOSS",
+    [16] = "UNAUTHENTICATED",
 };
 
 const char *ttrpc_code_name(int code)
@@ -47,7 +47,8 @@ void ttrpc_header_encode(const struct ttrpc_header *h, uint8_t out[TTRPC_HEADER_
 void ttrpc_header_decode(const uint8_t in[TTRPC_HEADER_SIZE], struct ttrpc_header *ret)
 {
 	ret->length = (uint32_t)in[0] << 24 | (uint32_t)in[1] << 16 | (uint32_t)in[2] << 8 | in[3];
-	ret->stream_id = (uint32_t)in[4] << 24 | (uint32_t)in[5] << 16 | (uint32_t)in[6] << 8 | in[7];
+	ret->stream_id =
+	    (uint32_t)in[4] << 24 | (uint32_t)in[5] << 16 | (uint32_t)in[6] << 8 | in[7];
 	ret->type = in[8];
 	ret->flags = in[9];
 }
@@ -69,8 +70,8 @@ static const uint8_t empty_bytes[1];
 struct field {
 	uint32_t num;
 	unsigned wt;
-	uint64_t v;             /* WT_VARINT, WT_FIXED64, WT_FIXED32 */
-	struct ttrpc_bytes b;   /* WT_LEN */
+	uint64_t v;           /* WT_VARINT, WT_FIXED64, WT_FIXED32 */
+	struct ttrpc_bytes b; /* WT_LEN */
 };
 
 static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *ret)
@@ -161,10 +162,10 @@ static int parse_kv(struct ttrpc_bytes in, struct ttrpc_bytes *key, struct ttrpc
 int ttrpc_request_parse(const uint8_t *data, size_t len, struct ttrpc_request_view *ret)
 {
 	*ret = (struct ttrpc_request_view){
-		.service = {empty_bytes, 0},
-		.method = {empty_bytes, 0},
-		.payload = {empty_bytes, 0},
-		.metadata_raw = {empty_bytes, 0},
+	    .service = {empty_bytes, 0},
+	    .method = {empty_bytes, 0},
+	    .payload = {empty_bytes, 0},
+	    .metadata_raw = {empty_bytes, 0},
 	};
 	if (len == 0)
 		return 0;
@@ -184,7 +185,9 @@ int ttrpc_request_parse(const uint8_t *data, size_t len, struct ttrpc_request_vi
 		case 3:
 			if (f.wt != WT_LEN)
 				return -EBADMSG;
-			*(f.num == 1 ? &ret->service : f.num == 2 ? &ret->method : &ret->payload) = f.b;
+			*(f.num == 1   ? &ret->service
+			  : f.num == 2 ? &ret->method
+				       : &ret->payload) = f.b;
 			known_after_md = md_start != NULL;
 			break;
 		case 4:
@@ -370,8 +373,8 @@ static int parse_status(struct ttrpc_bytes in, struct ttrpc_response_view *ret)
 int ttrpc_response_parse(const uint8_t *data, size_t len, struct ttrpc_response_view *ret)
 {
 	*ret = (struct ttrpc_response_view){
-		.message = {empty_bytes, 0},
-		.payload = {empty_bytes, 0},
+	    .message = {empty_bytes, 0},
+	    .payload = {empty_bytes, 0},
 	};
 	if (len == 0)
 		return 0;

@@ -127,13 +127,13 @@ static int sock_bio_create(BIO *b)
 
 static void sock_method_init(void)
 {
-	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK |
-					     BIO_TYPE_DESCRIPTOR,
-				     "ttrpc socket");
+	BIO_METHOD *m = BIO_meth_new(
+	    BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "ttrpc socket");
 	if (!m)
 		return;
-	if (BIO_meth_set_write(m, sock_bio_write) != 1 || BIO_meth_set_read(m, sock_bio_read) != 1 ||
-	    BIO_meth_set_puts(m, sock_bio_puts) != 1 || BIO_meth_set_ctrl(m, sock_bio_ctrl) != 1 ||
+	if (BIO_meth_set_write(m, sock_bio_write) != 1 ||
+	    BIO_meth_set_read(m, sock_bio_read) != 1 || BIO_meth_set_puts(m, sock_bio_puts) != 1 ||
+	    BIO_meth_set_ctrl(m, sock_bio_ctrl) != 1 ||
 	    BIO_meth_set_create(m, sock_bio_create) != 1) {
 		BIO_meth_free(m);
 		return;
@@ -323,9 +323,9 @@ int ttrpc_conn_sendv(struct ttrpc_conn *c, const struct ttrpc_header *h, const v
 	uint8_t hdr[TTRPC_HEADER_SIZE];
 	ttrpc_header_encode(&hh, hdr);
 	struct iovec iov[3] = {
-		{hdr, sizeof(hdr)},
-		{(void *)a, alen},
-		{(void *)b, blen},
+	    {hdr, sizeof(hdr)},
+	    {(void *)a, alen},
+	    {(void *)b, blen},
 	};
 	size_t total = sizeof(hdr) + alen + blen, done = 0;
 
@@ -672,9 +672,8 @@ static void on_io(struct loop_source *s, int fd, uint32_t events, void *userdata
 
 	if (c->ready_pending)
 		goto out;
-	if (!c->read_paused &&
-	    ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) ||
-	     (c->read_wants_write && (events & EPOLLOUT))))
+	if (!c->read_paused && ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) ||
+				(c->read_wants_write && (events & EPOLLOUT))))
 		do_read(c);
 	else if (hup && c->read_paused && !c->closed && !c->dead) {
 		/* A hang-up is reported whatever we ask for; stop listening until reads resume
@@ -728,8 +727,8 @@ int ttrpc_conn_new(struct loop *l, int fd, struct ssl_st *ssl, int64_t handshake
 			free(c);
 			return r;
 		}
-		SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
-					  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+		SSL_set_mode(ssl,
+			     SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 		/* ttRPC frames are self-delimiting, so a missing close_notify cannot hide a
 		 * truncation; treat it as a plain end of stream. */
 		SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
@@ -744,9 +743,8 @@ int ttrpc_conn_new(struct loop *l, int fd, struct ssl_st *ssl, int64_t handshake
 	}
 	if (c->handshaking && handshake_timeout_ns > 0) {
 		int64_t now = now_ns();
-		int64_t deadline = handshake_timeout_ns > INT64_MAX - now
-					   ? INT64_MAX
-					   : now + handshake_timeout_ns;
+		int64_t deadline =
+		    handshake_timeout_ns > INT64_MAX - now ? INT64_MAX : now + handshake_timeout_ns;
 		r = loop_add_timer(l, deadline, on_handshake_timeout, c, &c->timer);
 		if (r < 0) {
 			loop_source_free(c->io);

@@ -22,8 +22,8 @@
 #define DETAIL_MAX 320
 
 enum state {
-	STATE_WAIT,     /* backoff (or the initial deferred start) */
-	STATE_CONNECT,  /* non-blocking connect in progress */
+	STATE_WAIT,      /* backoff (or the initial deferred start) */
+	STATE_CONNECT,   /* non-blocking connect in progress */
 	STATE_HANDSHAKE, /* TLS client handshake in progress */
 	STATE_DONE,
 };
@@ -181,8 +181,8 @@ static void step_handshake(struct ttrpc_dial *d)
 	int saved_errno = errno;
 	ssl_error = SSL_get_error(d->ssl, r);
 	if (ssl_error == SSL_ERROR_WANT_READ || ssl_error == SSL_ERROR_WANT_WRITE) {
-		r = loop_source_set_io_events(d->io,
-					      ssl_error == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT);
+		r = loop_source_set_io_events(d->io, ssl_error == SSL_ERROR_WANT_READ ? EPOLLIN
+										      : EPOLLOUT);
 		if (r < 0)
 			fail_errno(d, "TLS", r);
 		return;
@@ -207,8 +207,9 @@ static int start_tls(struct ttrpc_dial *d)
 			     inet_pton(AF_INET6, d->server_name, &ip) == 1;
 		if (!is_ip && SSL_set_tlsext_host_name(d->ssl, d->server_name) != 1)
 			return -ENOMEM;
-		if (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(d->ssl), d->server_name) != 1
-			  : SSL_set1_host(d->ssl, d->server_name) != 1)
+		if (is_ip
+			? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(d->ssl), d->server_name) != 1
+			: SSL_set1_host(d->ssl, d->server_name) != 1)
 			return -ENOMEM;
 	}
 	d->state = STATE_HANDSHAKE;
@@ -350,9 +351,9 @@ int ttrpc_dial_start(struct loop *l, const struct ttrpc_dial_opts *opts, ttrpc_d
 	d->state = STATE_WAIT;
 	d->deadline_ns = opts->deadline_ns;
 	d->attempt_timeout_ns =
-		opts->attempt_timeout_ns > 0 ? opts->attempt_timeout_ns : DEFAULT_ATTEMPT_TIMEOUT_NS;
-	d->backoff_ns = opts->retry_initial_ns > 0 ? opts->retry_initial_ns
-						   : DEFAULT_RETRY_INITIAL_NS;
+	    opts->attempt_timeout_ns > 0 ? opts->attempt_timeout_ns : DEFAULT_ATTEMPT_TIMEOUT_NS;
+	d->backoff_ns =
+	    opts->retry_initial_ns > 0 ? opts->retry_initial_ns : DEFAULT_RETRY_INITIAL_NS;
 	d->retry_max_ns = opts->retry_max_ns > 0 ? opts->retry_max_ns : DEFAULT_RETRY_MAX_NS;
 	d->retry_max_ns = MAX(d->retry_max_ns, d->backoff_ns);
 	d->rng = (uint64_t)now_ns() ^ (uint64_t)(uintptr_t)d ^ 0x9E3779B97F4A7C15ULL;

@@ -183,19 +183,21 @@ static int forward(struct ttrpc_conn *c, uint32_t id, uint8_t type, uint8_t flag
 		   const uint8_t *data, size_t len)
 {
 	struct ttrpc_header h = {
-		.length = (uint32_t)len,
-		.stream_id = id,
-		.type = type,
-		.flags = flags,
+	    .length = (uint32_t)len,
+	    .stream_id = id,
+	    .type = type,
+	    .flags = flags,
 	};
 	return ttrpc_conn_sendv(c, &h, data, len, NULL, 0);
 }
 
 static char *bytes_dup(struct ttrpc_bytes b)
 {
+	if (b.len == 0)
+		return strdup("");
 	if (memchr(b.data, 0, b.len))
 		return NULL;
-	return strndup((const char *)(b.data ? b.data : (const uint8_t *)""), b.len);
+	return strndup((const char *)b.data, b.len);
 }
 
 /* Re-encode a parsed Request into r->frame with a new payload and timeout; metadata verbatim. */
@@ -284,7 +286,7 @@ static int map_add(struct ttrpc_relay *r, uint32_t slot, uint32_t gen, uint32_t 
 		struct mapping *m = &r->map[(id >> 1) & r->map_mask];
 		if (m->up_id != 0)
 			continue; /* a long-running call holds this slot: skip the id */
-		*m = (struct mapping){ .up_id = id, .ds_id = ds_id, .ds_slot = slot, .ds_gen = gen };
+		*m = (struct mapping){.up_id = id, .ds_id = ds_id, .ds_slot = slot, .ds_gen = gen};
 		r->n_map++;
 		*ret_up_id = id;
 		return 0;
@@ -311,8 +313,8 @@ static void send_request(struct ttrpc_relay *r, struct downstream *ds, uint32_t 
 		return send_error(r, ds->conn, ds_id, TTRPC_RESOURCE_EXHAUSTED,
 				  "too many calls in flight to the agent");
 	if (ret < 0)
-		return send_error(r, ds->conn, ds_id, TTRPC_UNAVAILABLE,
-				  "cannot relay request: %s", strerror(-ret));
+		return send_error(r, ds->conn, ds_id, TTRPC_UNAVAILABLE, "cannot relay request: %s",
+				  strerror(-ret));
 	ret = forward(r->up, up_id, TTRPC_TYPE_REQUEST, flags, data, len);
 	if (ret < 0) {
 		map_remove(r, map_find(r, up_id));
@@ -359,8 +361,8 @@ static void on_up_oversize(struct ttrpc_conn *c, const struct ttrpc_header *h, v
 	map_remove(r, m);
 	if (ds)
 		send_error(r, ds->conn, ds_id, TTRPC_RESOURCE_EXHAUSTED,
-			   "message length %" PRIu32 " exceed maximum message size of %u", h->length,
-			   TTRPC_MAX_DATA_BYTES);
+			   "message length %" PRIu32 " exceed maximum message size of %u",
+			   h->length, TTRPC_MAX_DATA_BYTES);
 }
 
 static void on_up_drain(struct ttrpc_conn *c, void *userdata)
@@ -374,10 +376,10 @@ static void on_up_close(struct ttrpc_conn *c, int error, void *userdata)
 }
 
 static const struct ttrpc_conn_ops upstream_ops = {
-	.on_frame = on_up_frame,
-	.on_oversize = on_up_oversize,
-	.on_drain = on_up_drain,
-	.on_close = on_up_close,
+    .on_frame = on_up_frame,
+    .on_oversize = on_up_oversize,
+    .on_drain = on_up_drain,
+    .on_close = on_up_close,
 };
 
 /* Drop the upstream and answer every call in flight, then tell the owner. */
@@ -493,13 +495,13 @@ static void queue_push(struct ttrpc_relay *r, struct downstream *ds, const struc
 		return;
 	}
 	*q = (struct queued){
-		.ds_slot = ds->slot,
-		.ds_gen = r->slots[ds->slot].gen,
-		.ds_id = h->stream_id,
-		.type = h->type,
-		.flags = h->flags,
-		.deadline_ns = deadline_ns,
-		.len = len,
+	    .ds_slot = ds->slot,
+	    .ds_gen = r->slots[ds->slot].gen,
+	    .ds_id = h->stream_id,
+	    .type = h->type,
+	    .flags = h->flags,
+	    .deadline_ns = deadline_ns,
+	    .len = len,
 	};
 	if (len > 0)
 		memcpy(q->data, data, len);
@@ -716,10 +718,10 @@ static void on_ds_close(struct ttrpc_conn *c, int error, void *userdata)
 }
 
 static const struct ttrpc_conn_ops downstream_ops = {
-	.on_frame = on_ds_frame,
-	.on_oversize = on_ds_oversize,
-	.on_drain = on_ds_drain,
-	.on_close = on_ds_close,
+    .on_frame = on_ds_frame,
+    .on_oversize = on_ds_oversize,
+    .on_drain = on_ds_drain,
+    .on_close = on_ds_close,
 };
 
 static int slot_alloc(struct ttrpc_relay *r, uint32_t *ret)
@@ -730,7 +732,8 @@ static int slot_alloc(struct ttrpc_relay *r, uint32_t *ret)
 		if (!s)
 			return -ENOMEM;
 		for (uint32_t i = r->n_slots; i < n; i++)
-			s[i] = (struct ds_slot){ .gen = 1, .next_free = i + 1 < n ? i + 1 : UINT32_MAX };
+			s[i] =
+			    (struct ds_slot){.gen = 1, .next_free = i + 1 < n ? i + 1 : UINT32_MAX};
 		r->slots = s;
 		r->free_slot = r->n_slots;
 		r->n_slots = n;
@@ -757,8 +760,8 @@ static int add_downstream(struct ttrpc_relay *r, int fd, SSL *ssl, int64_t hands
 	}
 	ds->relay = r;
 	ds->slot = slot;
-	ret = ttrpc_conn_new(r->loop, fd, ssl, handshake_timeout_ns, &downstream_ops, ds,
-			     &ds->conn);
+	ret =
+	    ttrpc_conn_new(r->loop, fd, ssl, handshake_timeout_ns, &downstream_ops, ds, &ds->conn);
 	if (ret < 0) {
 		r->slots[slot].next_free = r->free_slot;
 		r->free_slot = slot;
@@ -869,7 +872,7 @@ static int add_listener(struct ttrpc_relay *r, int fd, SSL_CTX *tls)
 
 int ttrpc_relay_listen_unix(struct ttrpc_relay *r, const char *path, mode_t mode)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	_cleanup_free_ char *dir = NULL;
 	_cleanup_close_ int fd = -EBADF;
 	struct stat st;

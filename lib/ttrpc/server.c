@@ -82,7 +82,7 @@ static void check_output(struct sconn *sc)
 }
 
 static int send_errorv(struct sconn *sc, uint32_t stream_id, int code, const char *fmt, va_list ap)
-	_printf_(4, 0);
+    _printf_(4, 0);
 static int send_errorv(struct sconn *sc, uint32_t stream_id, int code, const char *fmt, va_list ap)
 {
 	struct buf *b = &sc->server->scratch;
@@ -97,7 +97,7 @@ static int send_errorv(struct sconn *sc, uint32_t stream_id, int code, const cha
 }
 
 static int send_error(struct sconn *sc, uint32_t stream_id, int code, const char *fmt, ...)
-	_printf_(4, 5);
+    _printf_(4, 5);
 static int send_error(struct sconn *sc, uint32_t stream_id, int code, const char *fmt, ...)
 {
 	va_list ap;
@@ -330,7 +330,7 @@ static void handle_request(struct sconn *sc, const struct ttrpc_header *h, const
 	if (req.timeout_nano > 0) {
 		int64_t now = now_ns();
 		call->deadline_ns =
-			req.timeout_nano > INT64_MAX - now ? INT64_MAX : now + req.timeout_nano;
+		    req.timeout_nano > INT64_MAX - now ? INT64_MAX : now + req.timeout_nano;
 		r = loop_add_timer(s->loop, call->deadline_ns, on_deadline, call, &call->timer);
 		if (r < 0) {
 			free(call);
@@ -411,10 +411,10 @@ static void on_close(struct ttrpc_conn *conn, int error, void *userdata)
 }
 
 static const struct ttrpc_conn_ops sconn_ops = {
-	.on_frame = on_frame,
-	.on_oversize = on_oversize,
-	.on_drain = on_drain,
-	.on_close = on_close,
+    .on_frame = on_frame,
+    .on_oversize = on_oversize,
+    .on_drain = on_drain,
+    .on_close = on_close,
 };
 
 static int server_add(struct ttrpc_server *s, int fd, SSL *ssl)
@@ -626,12 +626,12 @@ int ttrpc_server_add_method(struct ttrpc_server *s, const char *service, const c
 	s->methods = m;
 	m = &s->methods[s->n_methods];
 	*m = (struct method){
-		.service = str_dup(service),
-		.method = str_dup(method),
-		.service_len = strlen(service),
-		.method_len = strlen(method),
-		.fn = fn,
-		.userdata = userdata,
+	    .service = str_dup(service),
+	    .method = str_dup(method),
+	    .service_len = strlen(service),
+	    .method_len = strlen(method),
+	    .fn = fn,
+	    .userdata = userdata,
 	};
 	if (!m->service || !m->method) {
 		free(m->service);

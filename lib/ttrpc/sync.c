@@ -113,9 +113,9 @@ int ttrpc_sync_client_connect(const char *address, struct ssl_ctx_st *tls, const
 	char hosts[MAX_ADDRESSES][INET6_ADDRSTRLEN];
 	size_t n_hosts = 1;
 	struct ttrpc_dial_opts opts = {
-		.tls = tls,
-		.tls_server_name = server_name,
-		.attempt_timeout_ns = timeout_ns > 0 ? timeout_ns : 0,
+	    .tls = tls,
+	    .tls_server_name = server_name,
+	    .attempt_timeout_ns = timeout_ns > 0 ? timeout_ns : 0,
 	};
 	int r;
 	if (strchr(address, '/'))

@@ -45,7 +45,7 @@ static inline size_t ttrpc_varint_put(uint8_t *out, uint64_t v)
 /* Encode a Response carrying an error status into out (appended); the message is truncated at
  * TTRPC_ERROR_MESSAGE_MAX bytes. */
 int ttrpc_response_encode_errorv(struct buf *out, int32_t code, const char *fmt, va_list ap)
-	_printf_(3, 0);
+    _printf_(3, 0);
 
 /* Attach a non-blocking socket to an SSL object through a BIO that writes with MSG_NOSIGNAL, so
  * that a vanished peer is an error and not a SIGPIPE. */

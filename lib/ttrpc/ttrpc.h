@@ -78,7 +78,10 @@ struct ttrpc_request_view {
 };
 
 /* Parse a ttrpc.Request. Unknown fields are skipped. -EBADMSG on malformed protobuf (bad varint,
- * truncated length, wrong wire type for a known field). */
+ * truncated length, wrong wire type for a known field, groups) and when metadata entries are
+ * split by a known field (metadata_raw must be one span; no real encoder does that). Every
+ * metadata entry is validated here, so next_metadata cannot fail after a successful parse.
+ * Views of absent fields are empty but never NULL. */
 int ttrpc_request_parse(const uint8_t *data, size_t len, struct ttrpc_request_view *ret);
 /* Iterate metadata of a parsed request: *pos starts at 0; returns 1 with key/value views, 0 at
  * the end, -EBADMSG on malformed entries. */
@@ -170,7 +173,9 @@ int ttrpc_server_add_method(struct ttrpc_server *s, const char *service, const c
 			    ttrpc_method_fn fn, void *userdata);
 /* Create the parent directory, remove a stale socket, bind, chmod, listen. */
 int ttrpc_server_listen_unix(struct ttrpc_server *s, const char *path, mode_t mode);
-/* Adopt a listening socket; with tls set, each accepted connection does a server handshake. */
+/* Adopt a listening socket (closed by ttrpc_server_free; kept by the caller on failure); with tls
+ * set (the server takes its own reference), each accepted connection does a server handshake
+ * bounded by 10 s. */
 int ttrpc_server_listen_fd(struct ttrpc_server *s, int fd, struct ssl_ctx_st *tls);
 /* Serve an already accepted connection. */
 int ttrpc_server_add_connection(struct ttrpc_server *s, int fd, struct ssl_st *ssl);
@@ -188,6 +193,9 @@ const struct ttrpc_kv *ttrpc_call_metadata(const struct ttrpc_call *c);
 typedef void (*ttrpc_cancel_fn)(struct ttrpc_call *c, int code, void *userdata);
 void ttrpc_call_set_cancel(struct ttrpc_call *c, ttrpc_cancel_fn fn, void *userdata);
 bool ttrpc_call_is_cancelled(const struct ttrpc_call *c);
+/* Both return 0 also when the reply is dropped (cancelled call); a payload too large for a frame
+ * is answered with RESOURCE_EXHAUSTED instead and gives -EMSGSIZE. The call is freed in all
+ * cases. */
 int ttrpc_call_reply(struct ttrpc_call *c, const void *payload, size_t len);
 int ttrpc_call_reply_error(struct ttrpc_call *c, int code, const char *fmt, ...) _printf_(3, 4);
 
@@ -205,7 +213,8 @@ int ttrpc_client_new(struct loop *l, int fd, struct ssl_st *ssl, struct ttrpc_cl
 /* Pending calls are answered with -ECANCELED before it returns. Returns NULL. */
 struct ttrpc_client *ttrpc_client_free(struct ttrpc_client *c);
 /* Start a unary call. timeout_ns is relative (0 = none): it is sent as timeout_nano and enforced
- * locally as well. */
+ * locally as well. On failure (<0: -ENOTCONN, -EMSGSIZE, ...) fn is never called; otherwise it
+ * is called exactly once, never from inside this function. */
 int ttrpc_client_call(struct ttrpc_client *c, const char *service, const char *method,
 		      const void *payload, size_t len, int64_t timeout_ns,
 		      const struct ttrpc_kv *md, size_t n_md, ttrpc_reply_fn fn, void *userdata);

@@ -6,35 +6,34 @@
 #include <jansson.h>
 #include <strings.h>
 
-
 struct enum_name {
 	const char *name;
 	int value;
 };
 
 static const struct enum_name route_protocols[] = {
-	{"", APF_ROUTE_PROTOCOL_UNSPEC},         {"kernel", APF_ROUTE_PROTOCOL_KERNEL},
-	{"boot", APF_ROUTE_PROTOCOL_BOOT},       {"static", APF_ROUTE_PROTOCOL_STATIC},
-	{"dhcp", APF_ROUTE_PROTOCOL_DHCP},
+    {"", APF_ROUTE_PROTOCOL_UNSPEC},   {"kernel", APF_ROUTE_PROTOCOL_KERNEL},
+    {"boot", APF_ROUTE_PROTOCOL_BOOT}, {"static", APF_ROUTE_PROTOCOL_STATIC},
+    {"dhcp", APF_ROUTE_PROTOCOL_DHCP},
 };
 
 static const struct enum_name route_scopes[] = {
-	{"", APF_ROUTE_SCOPE_UNIVERSE},    {"universe", APF_ROUTE_SCOPE_UNIVERSE},
-	{"site", APF_ROUTE_SCOPE_SITE},    {"link", APF_ROUTE_SCOPE_LINK},
-	{"host", APF_ROUTE_SCOPE_HOST},    {"nowhere", APF_ROUTE_SCOPE_NOWHERE},
+    {"", APF_ROUTE_SCOPE_UNIVERSE}, {"universe", APF_ROUTE_SCOPE_UNIVERSE},
+    {"site", APF_ROUTE_SCOPE_SITE}, {"link", APF_ROUTE_SCOPE_LINK},
+    {"host", APF_ROUTE_SCOPE_HOST}, {"nowhere", APF_ROUTE_SCOPE_NOWHERE},
 };
 
 static const struct enum_name neighbor_states[] = {
-	{"", APF_NEIGHBOR_NONE},
-	{"none", APF_NEIGHBOR_NONE},
-	{"incomplete", APF_NEIGHBOR_INCOMPLETE},
-	{"reachable", APF_NEIGHBOR_REACHABLE},
-	{"stale", APF_NEIGHBOR_STALE},
-	{"delay", APF_NEIGHBOR_DELAY},
-	{"probe", APF_NEIGHBOR_PROBE},
-	{"failed", APF_NEIGHBOR_FAILED},
-	{"noarp", APF_NEIGHBOR_NOARP},
-	{"permanent", APF_NEIGHBOR_PERMANENT},
+    {"", APF_NEIGHBOR_NONE},
+    {"none", APF_NEIGHBOR_NONE},
+    {"incomplete", APF_NEIGHBOR_INCOMPLETE},
+    {"reachable", APF_NEIGHBOR_REACHABLE},
+    {"stale", APF_NEIGHBOR_STALE},
+    {"delay", APF_NEIGHBOR_DELAY},
+    {"probe", APF_NEIGHBOR_PROBE},
+    {"failed", APF_NEIGHBOR_FAILED},
+    {"noarp", APF_NEIGHBOR_NOARP},
+    {"permanent", APF_NEIGHBOR_PERMANENT},
 };
 
 static const char *enum_to_string(const struct enum_name *names, size_t n, int value,
@@ -135,8 +134,7 @@ static int get_string_value(json_t *v, const char *path, char **ret, char **ret_
 	return str_set(ret, s);
 }
 
-static int get_string(json_t *obj, const char *prefix, const char *key, char **ret,
-		      char **ret_msg)
+static int get_string(json_t *obj, const char *prefix, const char *key, char **ret, char **ret_msg)
 {
 	_cleanup_free_ char *path = join_path(prefix, key);
 	if (!path)
@@ -181,8 +179,8 @@ static int get_bool(json_t *obj, const char *prefix, const char *key, bool *ret,
 	return 0;
 }
 
-static int get_enum(json_t *obj, const char *prefix, const char *key,
-		    const struct enum_name *names, size_t n, int *ret, char **ret_msg)
+static int get_enum(json_t *obj, const char *prefix, const char *key, const struct enum_name *names,
+		    size_t n, int *ret, char **ret_msg)
 {
 	_cleanup_free_ char *path = join_path(prefix, key);
 	_cleanup_free_ char *s = NULL;
@@ -335,8 +333,7 @@ static int parse_neighbor(json_t *v, const char *path, struct apf_neighbor *nb, 
 	return 0;
 }
 
-static int parse_routes(json_t *pn, const char *prefix, struct apf_pod_network *net,
-			char **ret_msg)
+static int parse_routes(json_t *pn, const char *prefix, struct apf_pod_network *net, char **ret_msg)
 {
 	json_t *arr;
 	int r = get_array(pn, prefix, "routes", &arr, ret_msg);

@@ -56,7 +56,8 @@ int forwarder_parse_listen(const char *address, char **ret_host, uint16_t *ret_p
 
 static int bind_listen(const struct sockaddr *sa, socklen_t salen, bool dual_stack, int *ret_fd)
 {
-	_cleanup_close_ int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	_cleanup_close_ int fd =
+	    socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
 	int one = 1, zero = 0;
@@ -73,37 +74,47 @@ static int bind_listen(const struct sockaddr *sa, socklen_t salen, bool dual_sta
 	return 0;
 }
 
+/* Replace *ret_msg (if wanted) with msg, taking ownership of msg. */
+static void set_msg(char **ret_msg, char *msg)
+{
+	if (ret_msg) {
+		free(*ret_msg);
+		*ret_msg = msg;
+	} else
+		free(msg);
+}
+
 int forwarder_listen_socket(const char *address, int *ret_fd, char **ret_msg)
 {
 	_cleanup_free_ char *host = NULL;
 	uint16_t port;
 	int r = forwarder_parse_listen(address, &host, &port);
 	if (r < 0) {
-		if (ret_msg)
-			*ret_msg = str_printf("invalid listen address \"%s\"", address);
+		set_msg(ret_msg, str_printf("invalid listen address \"%s\"", address));
 		return r;
 	}
 
 	if (host[0] == '\0') {
 		/* ":port": every address, IPv6 and IPv4 together when the host has IPv6. */
-		struct sockaddr_in6 s6 = {.sin6_family = AF_INET6, .sin6_port = htons(port),
+		struct sockaddr_in6 s6 = {.sin6_family = AF_INET6,
+					  .sin6_port = htons(port),
 					  .sin6_addr = IN6ADDR_ANY_INIT};
 		r = bind_listen((struct sockaddr *)&s6, sizeof(s6), true, ret_fd);
 		if (r != -EAFNOSUPPORT)
 			goto done;
-		struct sockaddr_in s4 = {.sin_family = AF_INET, .sin_port = htons(port),
+		struct sockaddr_in s4 = {.sin_family = AF_INET,
+					 .sin_port = htons(port),
 					 .sin_addr.s_addr = htonl(INADDR_ANY)};
 		r = bind_listen((struct sockaddr *)&s4, sizeof(s4), false, ret_fd);
 		goto done;
 	}
 
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_PASSIVE};
+	struct addrinfo hints = {
+	    .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
 	struct addrinfo *res = NULL;
 	int g = getaddrinfo(host, NULL, &hints, &res);
 	if (g != 0) {
-		if (ret_msg)
-			*ret_msg = str_printf("listen address %s: %s", address, gai_strerror(g));
+		set_msg(ret_msg, str_printf("listen address %s: %s", address, gai_strerror(g)));
 		return -EADDRNOTAVAIL;
 	}
 	r = -EADDRNOTAVAIL;
@@ -128,8 +139,8 @@ int forwarder_listen_socket(const char *address, int *ret_fd, char **ret_msg)
 	}
 	freeaddrinfo(res);
 done:
-	if (r < 0 && ret_msg)
-		*ret_msg = str_printf("listen on %s: %s", address, strerror(-r));
+	if (r < 0)
+		set_msg(ret_msg, str_printf("listen on %s: %s", address, strerror(-r)));
 	return r;
 }
 
@@ -187,8 +198,7 @@ static void on_dial(struct ttrpc_dial *d, int error, const char *detail, int fd,
 	log_info("connected to the kata-agent at %s", f->agent_socket);
 }
 
-static void on_connect_upstream(struct ttrpc_relay *r, int64_t earliest_deadline_ns,
-				void *userdata)
+static void on_connect_upstream(struct ttrpc_relay *r, int64_t earliest_deadline_ns, void *userdata)
 {
 	struct forwarder *f = userdata;
 	if (f->dial)
@@ -205,7 +215,8 @@ static void on_connect_upstream(struct ttrpc_relay *r, int64_t earliest_deadline
 	int k = ttrpc_dial_start(f->loop, &o, on_dial, f, &f->dial);
 	if (k < 0) {
 		f->dial = NULL;
-		log_error_errno(k, "cannot start connecting to the kata-agent at %s", f->agent_socket);
+		log_error_errno(k, "cannot start connecting to the kata-agent at %s",
+				f->agent_socket);
 		ttrpc_relay_upstream_failed(r, "kata-agent unavailable");
 	}
 }
@@ -214,13 +225,15 @@ static int on_rewrite(const struct ttrpc_request_view *req, struct buf *new_payl
 		      char **ret_message, void *userdata)
 {
 	struct forwarder *f = userdata;
-	int r = forwarder_rewrite((const char *)req->service.data, req->service.len,
-				  (const char *)req->method.data, req->method.len, req->payload.data,
-				  req->payload.len, f->pod_netns, new_payload, ret_message);
+	int r =
+	    forwarder_rewrite((const char *)req->service.data, req->service.len,
+			      (const char *)req->method.data, req->method.len, req->payload.data,
+			      req->payload.len, f->pod_netns, new_payload, ret_message);
 	if (r > 0) {
 		f->n_rewritten++;
-		log_debug("rewrote %.*s/%.*s", (int)req->service.len, (const char *)req->service.data,
-			  (int)req->method.len, (const char *)req->method.data);
+		log_debug("rewrote %.*s/%.*s", (int)req->service.len,
+			  (const char *)req->service.data, (int)req->method.len,
+			  (const char *)req->method.data);
 	} else if (r < 0) {
 		f->n_rejected++;
 		log_warning("rejected %.*s/%.*s: %s", (int)req->service.len,
@@ -235,7 +248,8 @@ static void on_upstream_closed(struct ttrpc_relay *r, int error, void *userdata)
 {
 	struct forwarder *f = userdata;
 	if (error < 0)
-		log_warning_errno(error, "connection to the kata-agent at %s lost", f->agent_socket);
+		log_warning_errno(error, "connection to the kata-agent at %s lost",
+				  f->agent_socket);
 	else
 		log_info("the kata-agent at %s closed the connection", f->agent_socket);
 }

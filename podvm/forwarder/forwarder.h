@@ -81,18 +81,18 @@ struct apf_config {
 	struct apf_pod_network pod_network;
 	char *pod_namespace; /* Kubernetes namespace of the pod */
 	char *pod_name;
-	char *tls_server_key;  /* secret PEM; wiped on free */
-	char *tls_server_cert; /* PEM */
-	char *tls_client_ca;   /* PEM */
-	char *tls_min_version; /* "VersionTLS12", "VersionTLS13" or "" */
+	char *tls_server_key;     /* secret PEM; wiped on free */
+	char *tls_server_cert;    /* PEM */
+	char *tls_client_ca;      /* PEM */
+	char *tls_min_version;    /* "VersionTLS12", "VersionTLS13" or "" */
 	char **tls_cipher_suites; /* NULL-terminated; NULL when absent */
 };
 
 /* Parse apf.json text (len bytes, need not be NUL-terminated). Any valid JSON object is accepted
  * (null = empty), unknown keys are ignored, missing or null members read as empty/zero; wrong
  * types, malformed addresses and unknown enum strings fail with -EINVAL and *ret_msg (malloc'd)
- * naming the key, e.g. "pod-network.routes[1].scope: unknown value \"galaxy\"". On failure *ret
- * is left empty. */
+ * naming the key, e.g. "pod-network.routes[1].scope: unknown value \"galaxy\"". An empty enum
+ * string reads as the zero value (unspecified/universe/none). On failure *ret is left empty. */
 int apf_config_parse(const char *text, size_t len, struct apf_config *ret, char **ret_msg);
 /* Read path (at most APF_CONFIG_MAX_BYTES) and parse it. Read errors return -errno with a
  * message naming the path. */
@@ -162,7 +162,7 @@ struct forwarder_tls {
 	char **cipher_suites; /* copy, NULL-terminated, or NULL */
 };
 /* Resolve and load. Missing pieces, unreadable files, bad PEM and bad versions/suites: -EINVAL
- * (or the load error) with *ret_msg saying which. */
+ * (or the load error) with *ret_msg saying which, and *ret zeroed. */
 int forwarder_tls_load(const struct forwarder_options *o, const struct apf_config *cfg,
 		       struct forwarder_tls *ret, char **ret_msg);
 void forwarder_tls_done(struct forwarder_tls *t);

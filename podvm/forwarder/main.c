@@ -33,10 +33,13 @@ static int run(const struct forwarder_options *o)
 	_cleanup_free_ char *msg = NULL;
 	_cleanup_(apf_config_donep) struct apf_config cfg = {0};
 	int r = apf_config_load(o->config, &cfg, &msg);
-	if (r == -ENOENT)
-		log_warning("%s not found, continuing without pod network and apf.json TLS material",
-			    o->config);
-	else if (r < 0) {
+	if (r == -ENOENT) {
+		log_warning(
+		    "%s not found, continuing without pod network and apf.json TLS material",
+		    o->config);
+		free(msg);
+		msg = NULL;
+	} else if (r < 0) {
 		log_error("cannot load the configuration: %s", msg ? msg : strerror(-r));
 		return r;
 	}
@@ -44,7 +47,8 @@ static int run(const struct forwarder_options *o)
 	struct log_fields fields = {0};
 	_cleanup_free_ char *pod = NULL;
 	if (!str_empty(cfg.pod_name)) {
-		pod = str_printf("%s/%s", str_empty(cfg.pod_namespace) ? "default" : cfg.pod_namespace,
+		pod = str_printf("%s/%s",
+				 str_empty(cfg.pod_namespace) ? "default" : cfg.pod_namespace,
 				 cfg.pod_name);
 		fields.pod = pod;
 	}

@@ -46,8 +46,8 @@ static int validate_log_level(const void *field, char **ret_msg)
 	const char *s = *(char *const *)field;
 	enum log_level l;
 	if (s && log_parse_level(s, &l) < 0)
-		return set_msg(ret_msg, "invalid log level \"%s\": want error, warning, info or debug",
-			       s);
+		return set_msg(ret_msg,
+			       "invalid log level \"%s\": want error, warning, info or debug", s);
 	return 0;
 }
 
@@ -70,36 +70,35 @@ static int validate_positive_duration(const void *field, char **ret_msg)
 #define OPT(name, member) .flag = name, .offset = offsetof(struct forwarder_options, member)
 
 const struct config_option forwarder_option_table[] = {
-	{OPT("listen", listen), .type = CONFIG_STRING, .def = FORWARDER_DEFAULT_LISTEN,
-	 .help = "address to listen on for agent calls (host:port or :port)",
-	 .validate = validate_listen},
-	{OPT("kata-agent-socket", kata_agent_socket), .type = CONFIG_STRING,
-	 .def = FORWARDER_DEFAULT_AGENT_SOCKET, .help = "Unix socket of the kata-agent"},
-	{OPT("config", config), .type = CONFIG_STRING, .def = FORWARDER_DEFAULT_CONFIG,
-	 .help = "path of apf.json (pod network and TLS material)"},
-	{OPT("pod-namespace", pod_namespace), .type = CONFIG_STRING,
-	 .def = FORWARDER_DEFAULT_POD_NETNS,
-	 .help = "network namespace given to containers (CreateContainer rewrite)"},
-	{OPT("cert-file", cert_file), .type = CONFIG_STRING,
-	 .help = "server certificate file (PEM); takes precedence over apf.json"},
-	{OPT("cert-key", cert_key), .type = CONFIG_STRING,
-	 .help = "server private key file (PEM); takes precedence over apf.json"},
-	{OPT("ca-cert-file", ca_cert_file), .type = CONFIG_STRING,
-	 .help = "CA certificate file for client authentication; takes precedence over apf.json"},
-	{OPT("disable-tls", disable_tls), .type = CONFIG_BOOL, .def = "false",
-	 .help = "serve plain ttRPC without TLS (tests only)"},
-	{OPT("tls-min-version", tls_min_version), .type = CONFIG_STRING,
-	 .help = "minimum TLS version: VersionTLS12 or VersionTLS13 (default: apf.json, else 1.2)",
-	 .validate = validate_min_version},
-	{OPT("tls-cipher-suites", tls_cipher_suites), .type = CONFIG_LIST,
-	 .help = "comma-separated IANA cipher suite names for TLS 1.2 (default: apf.json)"},
-	{OPT("log-format", log_format), .type = CONFIG_STRING, .def = "text",
-	 .help = "log format: text or json", .validate = validate_log_format},
-	{OPT("log-level", log_level), .type = CONFIG_STRING, .def = "info",
-	 .help = "log level: error, warning, info or debug", .validate = validate_log_level},
-	{OPT("agent-dial-timeout", agent_dial_timeout_ns), .type = CONFIG_DURATION, .def = "150s",
-	 .help = "how long to retry connecting to the kata-agent socket",
-	 .validate = validate_positive_duration},
+    {OPT("listen", listen), .type = CONFIG_STRING, .def = FORWARDER_DEFAULT_LISTEN,
+     .help = "address to listen on for agent calls (host:port or :port)",
+     .validate = validate_listen},
+    {OPT("kata-agent-socket", kata_agent_socket), .type = CONFIG_STRING,
+     .def = FORWARDER_DEFAULT_AGENT_SOCKET, .help = "Unix socket of the kata-agent"},
+    {OPT("config", config), .type = CONFIG_STRING, .def = FORWARDER_DEFAULT_CONFIG,
+     .help = "path of apf.json (pod network and TLS material)"},
+    {OPT("pod-namespace", pod_namespace), .type = CONFIG_STRING, .def = FORWARDER_DEFAULT_POD_NETNS,
+     .help = "network namespace given to containers (CreateContainer rewrite)"},
+    {OPT("cert-file", cert_file), .type = CONFIG_STRING,
+     .help = "server certificate file (PEM); takes precedence over apf.json"},
+    {OPT("cert-key", cert_key), .type = CONFIG_STRING,
+     .help = "server private key file (PEM); takes precedence over apf.json"},
+    {OPT("ca-cert-file", ca_cert_file), .type = CONFIG_STRING,
+     .help = "CA certificate file for client authentication; takes precedence over apf.json"},
+    {OPT("disable-tls", disable_tls), .type = CONFIG_BOOL, .def = "false",
+     .help = "serve plain ttRPC without TLS (tests only)"},
+    {OPT("tls-min-version", tls_min_version), .type = CONFIG_STRING,
+     .help = "minimum TLS version: VersionTLS12 or VersionTLS13 (default: apf.json, else 1.2)",
+     .validate = validate_min_version},
+    {OPT("tls-cipher-suites", tls_cipher_suites), .type = CONFIG_LIST,
+     .help = "comma-separated IANA cipher suite names for TLS 1.2 (default: apf.json)"},
+    {OPT("log-format", log_format), .type = CONFIG_STRING, .def = "text",
+     .help = "log format: text or json", .validate = validate_log_format},
+    {OPT("log-level", log_level), .type = CONFIG_STRING, .def = "info",
+     .help = "log level: error, warning, info or debug", .validate = validate_log_level},
+    {OPT("agent-dial-timeout", agent_dial_timeout_ns), .type = CONFIG_DURATION, .def = "150s",
+     .help = "how long to retry connecting to the kata-agent socket",
+     .validate = validate_positive_duration},
 };
 const size_t forwarder_n_options = ELEMENTSOF(forwarder_option_table);
 
@@ -158,9 +157,9 @@ static int load_identity(const struct forwarder_options *o, const struct apf_con
 		}
 		return 0;
 	}
-	const char *cert = cfg ? cfg->tls_server_cert : NULL, *key = cfg ? cfg->tls_server_key : NULL;
-	if (!str_empty(cert) &&
-	    (r = tls_cert_from_pem(cert, strlen(cert), &t->cert)) < 0)
+	const char *cert = cfg ? cfg->tls_server_cert : NULL,
+		   *key = cfg ? cfg->tls_server_key : NULL;
+	if (!str_empty(cert) && (r = tls_cert_from_pem(cert, strlen(cert), &t->cert)) < 0)
 		return load_fail(ret_msg, r, "apf.json tls-server-cert");
 	if (!str_empty(key) && (r = tls_key_from_pem(key, strlen(key), &t->key)) < 0)
 		return load_fail(ret_msg, r, "apf.json tls-server-key");
@@ -195,9 +194,10 @@ int forwarder_tls_load(const struct forwarder_options *o, const struct apf_confi
 		goto fail;
 
 	if (!t.cert && !t.key && !t.client_ca) {
-		r = set_msg(ret_msg, "no TLS material: give -cert-file, -cert-key and -ca-cert-file, "
-				     "or tls-server-cert, tls-server-key and tls-client-ca in "
-				     "apf.json (-disable-tls serves without TLS, for tests)");
+		r = set_msg(ret_msg,
+			    "no TLS material: give -cert-file, -cert-key and -ca-cert-file, "
+			    "or tls-server-cert, tls-server-key and tls-client-ca in "
+			    "apf.json (-disable-tls serves without TLS, for tests)");
 		goto fail;
 	}
 	if (!t.cert || !t.key || !t.client_ca) {
@@ -230,6 +230,7 @@ int forwarder_tls_load(const struct forwarder_options *o, const struct apf_confi
 	return 0;
 fail:
 	forwarder_tls_done(&t);
+	*ret = t;
 	return r;
 }
 

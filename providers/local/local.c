@@ -18,7 +18,6 @@
 
 #include "provider.h"
 
-
 #define INSTANCE_FILE_MAX_BYTES (16u << 10)
 #define ID_PREFIX "local-"
 #define STOP_GRACE_MS 5000
@@ -31,15 +30,14 @@ struct local_settings {
 };
 
 static const struct config_option local_options[] = {
-	{"local-agent-socket", "LOCAL_AGENT_SOCKET", CONFIG_STRING, "/run/kata-containers/agent.sock",
-	 offsetof(struct local_settings, agent_socket),
-	 "agent socket the forwarders relay to", NULL},
-	{"local-forwarder", "LOCAL_FORWARDER", CONFIG_STRING, NULL,
-	 offsetof(struct local_settings, forwarder),
-	 "agent-protocol-forwarder binary (default: next to the adaptor, then PATH)", NULL},
-	{"local-create-delay", "LOCAL_CREATE_DELAY", CONFIG_DURATION, "0s",
-	 offsetof(struct local_settings, create_delay_ns),
-	 "delay of each instance creation, modelling a slow cloud", NULL},
+    {"local-agent-socket", "LOCAL_AGENT_SOCKET", CONFIG_STRING, "/run/kata-containers/agent.sock",
+     offsetof(struct local_settings, agent_socket), "agent socket the forwarders relay to", NULL},
+    {"local-forwarder", "LOCAL_FORWARDER", CONFIG_STRING, NULL,
+     offsetof(struct local_settings, forwarder),
+     "agent-protocol-forwarder binary (default: next to the adaptor, then PATH)", NULL},
+    {"local-create-delay", "LOCAL_CREATE_DELAY", CONFIG_DURATION, "0s",
+     offsetof(struct local_settings, create_delay_ns),
+     "delay of each instance creation, modelling a slow cloud", NULL},
 };
 
 struct provider {
@@ -81,7 +79,7 @@ static void slot_set(struct provider *p, int n, bool used)
 	if (used)
 		p->used[n / 8] |= (uint8_t)(1u << (n % 8));
 	else
-		p->used[n / 8] &= (uint8_t)~(1u << (n % 8));
+		p->used[n / 8] &= (uint8_t) ~(1u << (n % 8));
 }
 
 static int slot_alloc(struct provider *p)
@@ -114,10 +112,10 @@ static void record_done(struct record *r)
 
 static int record_save(const char *dir, const struct record *rec)
 {
-	_cleanup_(json_decrefp) json_t *o = json_pack(
-		"{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "id", rec->id, "name", rec->name,
-		"sandbox-id", rec->sandbox_id ?: "", "node", rec->node ?: "", "ip", rec->ip, "pid",
-		(json_int_t)rec->pid, "start-time", (json_int_t)rec->start_time);
+	_cleanup_(json_decrefp) json_t *o =
+	    json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "id", rec->id, "name", rec->name,
+		      "sandbox-id", rec->sandbox_id ?: "", "node", rec->node ?: "", "ip", rec->ip,
+		      "pid", (json_int_t)rec->pid, "start-time", (json_int_t)rec->start_time);
 	if (!o)
 		return -ENOMEM;
 	_cleanup_free_ char *text = json_dumps(o, JSON_INDENT(2));
@@ -145,8 +143,8 @@ static int record_load(const char *dir, struct record *ret)
 			      "sandbox-id", &sid, "node", &node, "ip", &ip, "pid", &pid,
 			      "start-time", &st) < 0)
 		return -EBADMSG;
-	*ret = (struct record){strdup(id), strdup(name), strdup(sid), strdup(node), strdup(ip),
-			       pid, st};
+	*ret = (struct record){strdup(id), strdup(name), strdup(sid), strdup(node),
+			       strdup(ip), pid,          st};
 	if (!ret->id || !ret->name || !ret->sandbox_id || !ret->node || !ret->ip) {
 		record_done(ret);
 		return -ENOMEM;
@@ -257,7 +255,7 @@ static int spawn_forwarder(struct provider *p, const char *dir, const char *ip, 
 	posix_spawnattr_setsigmask(&attr, &none);
 	posix_spawnattr_setsigdefault(&attr, &all);
 	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
-						POSIX_SPAWN_SETSIGDEF);
+					    POSIX_SPAWN_SETSIGDEF);
 	pid_t pid;
 	extern char **environ;
 	int r = posix_spawnp(&pid, p->forwarder, &fa, &attr, argv, environ);
@@ -316,8 +314,8 @@ static int local_init(const void *settings, const struct provider_context *ctx,
 	if (!str_empty(s->forwarder))
 		p->forwarder = strdup(s->forwarder);
 	else {
-		_cleanup_free_ char *next = str_printf("%s/agent-protocol-forwarder",
-						       ctx->program_dir);
+		_cleanup_free_ char *next =
+		    str_printf("%s/agent-protocol-forwarder", ctx->program_dir);
 		if (next && access(next, X_OK) == 0)
 			p->forwarder = TAKE_PTR(next);
 		else
@@ -443,8 +441,7 @@ static int local_delete_instance(struct provider *p, const char *instance_id,
 {
 	if (!id_valid(instance_id))
 		return pp_error_set(reterr, EINVAL, "invalid instance id \"%s\"", instance_id);
-	_cleanup_free_ char *dir =
-		str_printf("%s/%s", p->dir, instance_id + strlen(ID_PREFIX));
+	_cleanup_free_ char *dir = str_printf("%s/%s", p->dir, instance_id + strlen(ID_PREFIX));
 	if (!dir)
 		return -ENOMEM;
 	struct record rec = {0};
@@ -531,14 +528,14 @@ static int local_list_instances(struct provider *p, struct provider_instance **r
 }
 
 const struct provider_ops local_provider_ops = {
-	.name = "local",
-	.options = local_options,
-	.n_options = ELEMENTSOF(local_options),
-	.settings_size = sizeof(struct local_settings),
-	.verify_config = local_verify_config,
-	.init = local_init,
-	.done = local_done,
-	.create_instance = local_create_instance,
-	.delete_instance = local_delete_instance,
-	.list_instances = local_list_instances,
+    .name = "local",
+    .options = local_options,
+    .n_options = ELEMENTSOF(local_options),
+    .settings_size = sizeof(struct local_settings),
+    .verify_config = local_verify_config,
+    .init = local_init,
+    .done = local_done,
+    .create_instance = local_create_instance,
+    .delete_instance = local_delete_instance,
+    .list_instances = local_list_instances,
 };

@@ -14,17 +14,17 @@ static void test_instance_name(void **state)
 	struct {
 		const char *pod, *sid, *want;
 	} cases[] = {
-		/* WIRE.md 4.4's example */
-		{"My_Pod.1", "88A70031aaaabbbbccccddddeeeeffff00001111222233334444555566667777",
-		 "podvm-my-pod-1-88a70031"},
-		{"nginx", "abc", "podvm-nginx-abc"},
-		/* one code point, one '-' */
-		{"caf\xc3\xa9", "0123456789", "podvm-caf--01234567"},
-		/* the pod part is cut to 48 characters */
-		{"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "deadbeef00",
-		 "podvm-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-deadbeef"},
-		/* sid is sanitised before taking 8 characters */
-		{"p", "AB_CD.EF99", "podvm-p-ab-cd-ef"},
+	    /* WIRE.md 4.4's example */
+	    {"My_Pod.1", "88A70031aaaabbbbccccddddeeeeffff00001111222233334444555566667777",
+	     "podvm-my-pod-1-88a70031"},
+	    {"nginx", "abc", "podvm-nginx-abc"},
+	    /* one code point, one '-' */
+	    {"caf\xc3\xa9", "0123456789", "podvm-caf--01234567"},
+	    /* the pod part is cut to 48 characters */
+	    {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "deadbeef00",
+	     "podvm-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-deadbeef"},
+	    /* sid is sanitised before taking 8 characters */
+	    {"p", "AB_CD.EF99", "podvm-p-ab-cd-ef"},
 	};
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
 		_cleanup_free_ char *n = naming_instance_name(cases[i].pod, cases[i].sid);
@@ -47,7 +47,7 @@ static void test_pod_name(void **state)
 static void test_sandbox_id(void **state)
 {
 	assert_true(naming_sandbox_id_valid(
-		"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"));
+	    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"));
 	assert_true(naming_sandbox_id_valid("a-b_c.d"));
 	assert_false(naming_sandbox_id_valid(""));
 	assert_false(naming_sandbox_id_valid(NULL));
@@ -70,18 +70,18 @@ static void test_sandbox_id(void **state)
 static void test_state_json_roundtrip(void **state)
 {
 	struct sandbox sb = {
-		.id = (char *)"abc",
-		.pod_name = (char *)"nginx",
-		.pod_namespace = (char *)"default",
-		.netns = (char *)"/var/run/netns/x",
-		.instance_name = (char *)"podvm-nginx-abc",
-		.instance_id = (char *)"local-podvm-nginx-abc",
-		.ips = {(char *)"127.1.0.1"},
-		.n_ips = 1,
-		.vcpus = 2,
-		.memory_mib = 4096,
-		.index = 7,
-		.state = SANDBOX_RUNNING,
+	    .id = (char *)"abc",
+	    .pod_name = (char *)"nginx",
+	    .pod_namespace = (char *)"default",
+	    .netns = (char *)"/var/run/netns/x",
+	    .instance_name = (char *)"podvm-nginx-abc",
+	    .instance_id = (char *)"local-podvm-nginx-abc",
+	    .ips = {(char *)"127.1.0.1"},
+	    .n_ips = 1,
+	    .vcpus = 2,
+	    .memory_mib = 4096,
+	    .index = 7,
+	    .state = SANDBOX_RUNNING,
 	};
 	_cleanup_free_ char *json = NULL;
 	assert_int_equal(sandbox_to_json(&sb, &json), 0);
@@ -138,15 +138,15 @@ static void test_apf_json(void **state)
 {
 	char *suites[] = {(char *)"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", NULL};
 	struct adaptor_settings s = {
-		.tunnel_type = (char *)"vxlan",
-		.vxlan_port = 4789,
-		.vxlan_min_id = 555000,
-		.tls_min_version = (char *)"VersionTLS13",
-		.tls_cipher_suites = suites,
+	    .tunnel_type = (char *)"vxlan",
+	    .vxlan_port = 4789,
+	    .vxlan_min_id = 555000,
+	    .tls_min_version = (char *)"VersionTLS13",
+	    .tls_cipher_suites = suites,
 	};
 	struct adaptor a = {.settings = &s};
-	struct sandbox sb = {.pod_name = (char *)"nginx", .pod_namespace = (char *)"default",
-			     .index = 3};
+	struct sandbox sb = {
+	    .pod_name = (char *)"nginx", .pod_namespace = (char *)"default", .index = 3};
 	_cleanup_free_ char *text = NULL;
 	assert_int_equal(adaptor_build_apf_json(&a, &sb, "KEY", "CERT", &text), 0);
 	/* 4-space indentation, like the Go adaptor */
@@ -163,8 +163,8 @@ static void test_apf_json(void **state)
 	assert_string_equal(json_string_value(json_object_get(o, "tls-min-version")),
 			    "VersionTLS13");
 	assert_string_equal(
-		json_string_value(json_array_get(json_object_get(o, "tls-cipher-suites"), 0)),
-		suites[0]);
+	    json_string_value(json_array_get(json_object_get(o, "tls-cipher-suites"), 0)),
+	    suites[0]);
 	json_t *net = json_object_get(o, "pod-network");
 	assert_string_equal(json_string_value(json_object_get(net, "tunnel-type")), "vxlan");
 	assert_int_equal(json_integer_value(json_object_get(net, "index")), 3);
@@ -210,10 +210,10 @@ static void test_user_data(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_instance_name),    cmocka_unit_test(test_pod_name),
-		cmocka_unit_test(test_sandbox_id),       cmocka_unit_test(test_state_json_roundtrip),
-		cmocka_unit_test(test_state_json_invalid), cmocka_unit_test(test_apf_json),
-		cmocka_unit_test(test_user_data),
+	    cmocka_unit_test(test_instance_name),      cmocka_unit_test(test_pod_name),
+	    cmocka_unit_test(test_sandbox_id),         cmocka_unit_test(test_state_json_roundtrip),
+	    cmocka_unit_test(test_state_json_invalid), cmocka_unit_test(test_apf_json),
+	    cmocka_unit_test(test_user_data),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -44,8 +44,8 @@ static const struct config_option options[] = {
     {"size", "SIZE", CONFIG_UINT, "30", offsetof(struct settings, size), "disk GiB", NULL},
     {"forwarder-port", "FORWARDER_PORT", CONFIG_PORT, "15150", offsetof(struct settings, port),
      "forwarder port", NULL},
-    {"proxy-timeout", "PROXY_TIMEOUT", CONFIG_DURATION, "5m",
-     offsetof(struct settings, timeout_ns), "proxy timeout", NULL},
+    {"proxy-timeout", "PROXY_TIMEOUT", CONFIG_DURATION, "5m", offsetof(struct settings, timeout_ns),
+     "proxy timeout", NULL},
     {"tags", "TAGS", CONFIG_LIST, NULL, offsetof(struct settings, tags), "k=v,k=v", NULL},
     {"imageid", "PODVM_AMI_ID", CONFIG_STRING, "ami-default", offsetof(struct settings, image),
      "image", require_image},
@@ -229,9 +229,9 @@ static void test_bool_forms(void **state)
 		const char *arg;
 		bool want;
 	} forms[] = {
-	    {"-debug", true},         {"--debug", true},       {"-debug=true", true},
-	    {"-debug=1", true},       {"-debug=T", true},      {"--debug=TRUE", true},
-	    {"-debug=false", false},  {"-debug=0", false},     {"--debug=F", false},
+	    {"-debug", true},        {"--debug", true},   {"-debug=true", true},
+	    {"-debug=1", true},      {"-debug=T", true},  {"--debug=TRUE", true},
+	    {"-debug=false", false}, {"-debug=0", false}, {"--debug=F", false},
 	};
 	for (size_t i = 0; i < ELEMENTSOF(forms); i++) {
 		struct result res;
@@ -266,9 +266,9 @@ static void test_env_booleans(void **state)
 		const char *value;
 		bool want;
 	} cases[] = {
-	    {"1", true},      {"true", true},  {"TRUE", true}, {"True", true}, {"tRuE", true},
-	    {"0", false},     {"false", false}, {"yes", false}, {"on", false},  {"t", false},
-	    {"garbage", false},
+	    {"1", true},    {"true", true}, {"TRUE", true},     {"True", true},
+	    {"tRuE", true}, {"0", false},   {"false", false},   {"yes", false},
+	    {"on", false},  {"t", false},   {"garbage", false},
 	};
 	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
 		set_env("DISABLECVM", cases[i].value);
@@ -375,16 +375,18 @@ static void test_numbers(void **state)
 		const char *arg;
 		const char *msg;
 	} bad[] = {
-	    {"-forwarder-port=0", "invalid value \"0\" for flag -forwarder-port (env FORWARDER_PORT)"
-				  ": port out of range 1-65535"},
+	    {"-forwarder-port=0",
+	     "invalid value \"0\" for flag -forwarder-port (env FORWARDER_PORT)"
+	     ": port out of range 1-65535"},
 	    {"-forwarder-port=65536", "invalid value \"65536\" for flag -forwarder-port (env "
 				      "FORWARDER_PORT): port out of range 1-65535"},
 	    {"-forwarder-port=http", "invalid value \"http\" for flag -forwarder-port (env "
 				     "FORWARDER_PORT): not a port number"},
 	    {"-size=-1", "invalid value \"-1\" for flag -size (env SIZE): not an integer"},
 	    {"-limit=12x", "invalid value \"12x\" for flag -limit (env LIMIT): not an integer"},
-	    {"-limit=99999999999999999999", "invalid value \"99999999999999999999\" for flag -limit "
-					    "(env LIMIT): value out of range"},
+	    {"-limit=99999999999999999999",
+	     "invalid value \"99999999999999999999\" for flag -limit "
+	     "(env LIMIT): value out of range"},
 	    {"-limit=", "invalid value \"\" for flag -limit (env LIMIT): not an integer"},
 	};
 	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
@@ -470,7 +472,8 @@ static void test_validator(void **state)
 	struct result res;
 	parse(&res, "-imageid=", NULL);
 	assert_int_equal(res.r, -EINVAL);
-	assert_string_equal(res.msg, "invalid value for flag -imageid (env PODVM_AMI_ID): must be set");
+	assert_string_equal(res.msg,
+			    "invalid value for flag -imageid (env PODVM_AMI_ID): must be set");
 	result_done(&res);
 
 	set_env("PODVM_AMI_ID", "ami-123");

@@ -97,9 +97,12 @@ static const char full_apf_json[] =
     "    },\n"
     "    \"pod-namespace\": \"default\",\n"
     "    \"pod-name\": \"nginx-7c5ddbdf54-x2kq9\",\n"
-    "    \"tls-server-key\": \"-----BEGIN PRIVATE KEY-----\\nS0VZ\\n-----END PRIVATE KEY-----\\n\",\n"
-    "    \"tls-server-cert\": \"-----BEGIN CERTIFICATE-----\\nQ0VSVA==\\n-----END CERTIFICATE-----\\n\",\n"
-    "    \"tls-client-ca\": \"-----BEGIN CERTIFICATE-----\\nQ0E=\\n-----END CERTIFICATE-----\\n\",\n"
+    "    \"tls-server-key\": \"-----BEGIN PRIVATE KEY-----\\nS0VZ\\n-----END PRIVATE "
+    "KEY-----\\n\",\n"
+    "    \"tls-server-cert\": \"-----BEGIN CERTIFICATE-----\\nQ0VSVA==\\n-----END "
+    "CERTIFICATE-----\\n\",\n"
+    "    \"tls-client-ca\": \"-----BEGIN CERTIFICATE-----\\nQ0E=\\n-----END "
+    "CERTIFICATE-----\\n\",\n"
     "    \"tls-min-version\": \"VersionTLS13\",\n"
     "    \"tls-cipher-suites\": [\n"
     "        \"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\",\n"
@@ -166,10 +169,10 @@ static void test_apf_full(void **state)
 static void assert_empty_config(const struct apf_config *c)
 {
 	const struct apf_pod_network *n = &c->pod_network;
-	const char *strings[] = {n->podip,       n->pod_hw_addr,     n->interface,
-				 n->worker_node_ip, n->tunnel_type,  c->pod_namespace,
-				 c->pod_name,     c->tls_server_key, c->tls_server_cert,
-				 c->tls_client_ca, c->tls_min_version};
+	const char *strings[] = {n->podip,          n->pod_hw_addr,    n->interface,
+				 n->worker_node_ip, n->tunnel_type,    c->pod_namespace,
+				 c->pod_name,       c->tls_server_key, c->tls_server_cert,
+				 c->tls_client_ca,  c->tls_min_version};
 	for (size_t i = 0; i < ELEMENTSOF(strings); i++) {
 		assert_non_null(strings[i]);
 		assert_string_equal(strings[i], "");
@@ -220,8 +223,9 @@ static void test_apf_missing_members(void **state)
 static void test_apf_go_key_matching(void **state)
 {
 	/* encoding/json falls back to a case-insensitive match; an exact one wins. */
-	const char *json = "{\"POD-NAME\": \"upper\", \"Pod-Network\": {\"PodIP\": \"10.0.0.2/32\"},"
-			   " \"pod-namespace\": \"exact\", \"POD-NAMESPACE\": \"folded\"}";
+	const char *json =
+	    "{\"POD-NAME\": \"upper\", \"Pod-Network\": {\"PodIP\": \"10.0.0.2/32\"},"
+	    " \"pod-namespace\": \"exact\", \"POD-NAMESPACE\": \"folded\"}";
 	struct apf_config c;
 	assert_int_equal(apf_config_parse(json, strlen(json), &c, NULL), 0);
 	assert_string_equal(c.pod_name, "upper");
@@ -258,7 +262,8 @@ static void test_apf_errors(void **state)
 	     "pod-network.routes[0].scope"},
 	    {"{\"pod-network\": {\"routes\": [{}, {\"protocol\": \"ospf\"}]}}",
 	     "pod-network.routes[1].protocol"},
-	    {"{\"pod-network\": {\"routes\": [{\"protocol\": 4}]}}", "pod-network.routes[0].protocol"},
+	    {"{\"pod-network\": {\"routes\": [{\"protocol\": 4}]}}",
+	     "pod-network.routes[0].protocol"},
 	    {"{\"pod-network\": {\"routes\": [{\"gw\": \"10.0.0.0/8\"}]}}",
 	     "pod-network.routes[0].gw"},
 	    {"{\"pod-network\": {\"routes\": [{\"dst\": \"default\"}]}}",
@@ -282,7 +287,8 @@ static void test_apf_errors(void **state)
 		_cleanup_free_ char *msg = NULL;
 		int r = apf_config_parse(cases[i].json, strlen(cases[i].json), &c, &msg);
 		if (r != -EINVAL || !msg || !strstr(msg, cases[i].key))
-			fail_msg("case %zu %s: r=%d msg=%s", i, cases[i].json, r, msg ? msg : "(none)");
+			fail_msg("case %zu %s: r=%d msg=%s", i, cases[i].json, r,
+				 msg ? msg : "(none)");
 		/* The key is named as a whole, not as a prefix of a longer one. */
 		const char *p = strstr(msg, cases[i].key) + strlen(cases[i].key);
 		if (*p != ':')
@@ -308,11 +314,12 @@ static void test_apf_enum_names(void **state)
 	static const struct {
 		const char *name;
 		int value;
-	} states[] = {{"none", APF_NEIGHBOR_NONE},         {"incomplete", APF_NEIGHBOR_INCOMPLETE},
-		      {"reachable", APF_NEIGHBOR_REACHABLE}, {"stale", APF_NEIGHBOR_STALE},
-		      {"delay", APF_NEIGHBOR_DELAY},         {"probe", APF_NEIGHBOR_PROBE},
-		      {"failed", APF_NEIGHBOR_FAILED},       {"noarp", APF_NEIGHBOR_NOARP},
-		      {"permanent", APF_NEIGHBOR_PERMANENT}};
+	} states[] = {
+	    {"none", APF_NEIGHBOR_NONE},           {"incomplete", APF_NEIGHBOR_INCOMPLETE},
+	    {"reachable", APF_NEIGHBOR_REACHABLE}, {"stale", APF_NEIGHBOR_STALE},
+	    {"delay", APF_NEIGHBOR_DELAY},         {"probe", APF_NEIGHBOR_PROBE},
+	    {"failed", APF_NEIGHBOR_FAILED},       {"noarp", APF_NEIGHBOR_NOARP},
+	    {"permanent", APF_NEIGHBOR_PERMANENT}};
 	for (size_t i = 0; i < ELEMENTSOF(states); i++) {
 		_cleanup_free_ char *json = str_printf(
 		    "{\"pod-network\": {\"neighbors\": [{\"state\": \"%s\"}]}}", states[i].name);
@@ -412,17 +419,18 @@ static void test_options_defaults_and_flags(void **state)
 	assert_null(o.tls_cipher_suites);
 	forwarder_options_done(&o);
 
-	char *argv1[] = {"-listen",
-			 ":15151",
-			 "-disable-tls",
-			 "--kata-agent-socket=/tmp/a.sock",
-			 "-tls-cipher-suites",
-			 "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
-			 "-agent-dial-timeout",
-			 "2m30s",
-			 "-log-format",
-			 "json",
-			 NULL};
+	char *argv1[] = {
+	    "-listen",
+	    ":15151",
+	    "-disable-tls",
+	    "--kata-agent-socket=/tmp/a.sock",
+	    "-tls-cipher-suites",
+	    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+	    "-agent-dial-timeout",
+	    "2m30s",
+	    "-log-format",
+	    "json",
+	    NULL};
 	assert_int_equal(config_parse(&t, 1, ELEMENTSOF(argv1) - 1, argv1, &argind, &msg), 0);
 	assert_string_equal(o.listen, ":15151");
 	assert_true(o.disable_tls);
@@ -433,12 +441,9 @@ static void test_options_defaults_and_flags(void **state)
 	forwarder_options_done(&o);
 
 	/* Validators name what is wrong. */
-	char *bad[][2] = {{"-listen", "15150"},
-			  {"-log-format", "yaml"},
-			  {"-log-level", "loud"},
-			  {"-tls-min-version", "VersionTLS11"},
-			  {"-agent-dial-timeout", "0s"},
-			  {"-agent-dial-timeout", "soon"}};
+	char *bad[][2] = {{"-listen", "15150"},          {"-log-format", "yaml"},
+			  {"-log-level", "loud"},        {"-tls-min-version", "VersionTLS11"},
+			  {"-agent-dial-timeout", "0s"}, {"-agent-dial-timeout", "soon"}};
 	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
 		free(msg);
 		msg = NULL;
@@ -632,8 +637,8 @@ static void assert_has_unknown_99(const ProtobufCMessage *m)
 
 static void test_rewrite_create_sandbox(void **state)
 {
-	char *dns[] = {"nameserver 10.96.0.10", "search default.svc.cluster.local svc.cluster.local",
-		       "options ndots:5"};
+	char *dns[] = {"nameserver 10.96.0.10",
+		       "search default.svc.cluster.local svc.cluster.local", "options ndots:5"};
 	char *driver_opts[] = {"image_guest_pull={\"metadata\":{\"io.kubernetes.cri.container-"
 			       "type\":\"sandbox\"}}"};
 	char *mount_opts[] = {"rw", "noatime"};
@@ -682,9 +687,8 @@ static void test_rewrite_create_sandbox(void **state)
 
 	struct buf out = {0};
 	_cleanup_free_ char *msg = NULL;
-	assert_int_equal(rewrite("grpc.AgentService", "CreateSandbox", in.data, in.len, NULL, &out,
-				 &msg),
-			 1);
+	assert_int_equal(
+	    rewrite("grpc.AgentService", "CreateSandbox", in.data, in.len, NULL, &out, &msg), 1);
 	assert_null(msg);
 
 	Grpc__CreateSandboxRequest *got =
@@ -722,9 +726,8 @@ static void test_rewrite_create_sandbox(void **state)
 
 	/* Already without dns: relayed as it is. */
 	struct buf out2 = {0};
-	assert_int_equal(rewrite("grpc.AgentService", "CreateSandbox", expected, elen, NULL, &out2,
-				 &msg),
-			 0);
+	assert_int_equal(
+	    rewrite("grpc.AgentService", "CreateSandbox", expected, elen, NULL, &out2, &msg), 0);
 	assert_int_equal(out2.len, 0);
 
 	grpc__create_sandbox_request__free_unpacked(orig, NULL);
@@ -841,10 +844,15 @@ static void container_fixture_init(struct container_fixture *f)
 	f->proc.n_env = 2;
 	f->proc.env = f->env;
 	f->proc.cwd = "/";
-	static uint8_t caps[] = "\x0a\x09" "CAP_CHOWN" "\x12\x0c" "CAP_SETFCAP";
+	static uint8_t caps[] = "\x0a\x09"
+				"CAP_CHOWN"
+				"\x12\x0c"
+				"CAP_SETFCAP";
 	f->proc.capabilities.data = caps;
 	f->proc.capabilities.len = sizeof(caps) - 1;
-	static uint8_t rlimit[] = "\x0a\x0d" "RLIMIT_NOFILE" "\x10\x80\x08\x18\x80\x08";
+	static uint8_t rlimit[] = "\x0a\x0d"
+				  "RLIMIT_NOFILE"
+				  "\x10\x80\x08\x18\x80\x08";
 	f->rlimits[0].data = rlimit;
 	f->rlimits[0].len = sizeof(rlimit) - 1;
 	f->proc.n_rlimits = 1;
@@ -904,12 +912,16 @@ static void container_fixture_init(struct container_fixture *f)
 	}
 	f->lx.n_namespaces = 4;
 	f->lx.namespaces = f->nss;
-	static uint8_t lxdev[] = "\x0a\x0c" "/dev/net/tun" "\x12\x01" "c";
+	static uint8_t lxdev[] = "\x0a\x0c"
+				 "/dev/net/tun"
+				 "\x12\x01"
+				 "c";
 	f->lx_devices[0].data = lxdev;
 	f->lx_devices[0].len = sizeof(lxdev) - 1;
 	f->lx.n_devices = 1;
 	f->lx.devices = f->lx_devices;
-	static uint8_t seccomp[] = "\x0a\x0e" "SCMP_ACT_ERRNO";
+	static uint8_t seccomp[] = "\x0a\x0e"
+				   "SCMP_ACT_ERRNO";
 	f->lx.seccomp.data = seccomp;
 	f->lx.seccomp.len = sizeof(seccomp) - 1;
 	f->masked[0] = "/proc/acpi";
@@ -993,7 +1005,8 @@ static void test_rewrite_create_container(void **state)
 	assert_has_unknown_99(&got->base);
 
 	/* A few fields the rewriter never declares, looked at directly. */
-	assert_string_equal(got->container_id, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+	assert_string_equal(got->container_id,
+			    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
 	assert_int_equal(got->n_devices, 2);
 	assert_string_equal(got->devices[1]->container_path, "/dev/net/tun");
 	assert_string_equal(got->storages[0]->source, "docker.io/library/nginx:1.27");
@@ -1030,9 +1043,9 @@ static void test_rewrite_create_container(void **state)
 
 	/* Rewriting again appends again: the forwarder does not second-guess the shim. */
 	struct buf out2 = {0};
-	assert_int_equal(rewrite("grpc.AgentService", "CreateContainer", out.data, out.len, NULL,
-				 &out2, &msg),
-			 1);
+	assert_int_equal(
+	    rewrite("grpc.AgentService", "CreateContainer", out.data, out.len, NULL, &out2, &msg),
+	    1);
 	Grpc__CreateContainerRequest *twice =
 	    grpc__create_container_request__unpack(NULL, out2.len, out2.data);
 	assert_non_null(twice);
@@ -1053,7 +1066,8 @@ static Grpc__CreateContainerRequest *rewrite_container(const ProtobufCMessage *m
 	_cleanup_free_ uint8_t *p = pack_message(m, &n);
 	struct buf out = {0};
 	_cleanup_free_ char *msg = NULL;
-	assert_int_equal(rewrite("grpc.AgentService", "CreateContainer", p, n, NULL, &out, &msg), 1);
+	assert_int_equal(rewrite("grpc.AgentService", "CreateContainer", p, n, NULL, &out, &msg),
+			 1);
 	Grpc__CreateContainerRequest *got =
 	    grpc__create_container_request__unpack(NULL, out.len, out.data);
 	buf_done(&out);
@@ -1119,20 +1133,22 @@ static void test_rewrite_untouched(void **state)
 	static const struct {
 		const char *service, *method;
 	} calls[] = {
-	    {"grpc.AgentService", "StartContainer"},  {"grpc.AgentService", "ExecProcess"},
-	    {"grpc.AgentService", "SetPolicy"},       {"grpc.AgentService", "CreateContainerX"},
-	    {"grpc.AgentService", "createcontainer"}, {"grpc.AgentService", "CreateSandboxes"},
+	    {"grpc.AgentService", "StartContainer"},   {"grpc.AgentService", "ExecProcess"},
+	    {"grpc.AgentService", "SetPolicy"},        {"grpc.AgentService", "CreateContainerX"},
+	    {"grpc.AgentService", "createcontainer"},  {"grpc.AgentService", "CreateSandboxes"},
 	    {"grpc.AgentServiceX", "CreateContainer"}, {"grpc.Health", "Check"},
-	    {"grpc.Other", "CreateSandbox"},          {"", ""},
+	    {"grpc.Other", "CreateSandbox"},           {"", ""},
 	};
 	for (size_t i = 0; i < ELEMENTSOF(calls); i++) {
 		struct buf out = {0};
 		_cleanup_free_ char *msg = NULL;
-		assert_int_equal(rewrite(calls[i].service, calls[i].method, p, n, NULL, &out, &msg), 0);
+		assert_int_equal(rewrite(calls[i].service, calls[i].method, p, n, NULL, &out, &msg),
+				 0);
 		assert_int_equal(out.len, 0);
 		/* Even a CreateContainer body under another name passes as it is. */
 		assert_int_equal(
-		    rewrite(calls[i].service, calls[i].method, in.data, in.len, NULL, &out, &msg), 0);
+		    rewrite(calls[i].service, calls[i].method, in.data, in.len, NULL, &out, &msg),
+		    0);
 		assert_int_equal(out.len, 0);
 		assert_null(msg);
 	}
@@ -1157,7 +1173,9 @@ static void test_rewrite_garbage(void **state)
 	    /* OCI -> Linux (8) -> Namespaces (6) truncated inside */
 	    {"CreateContainer", {0x32, 0x04, 0x42, 0x02, 0x32, 0x05}, 6},
 	    /* a varint that never ends */
-	    {"CreateSandbox", {0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, 12},
+	    {"CreateSandbox",
+	     {0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+	     12},
 	    /* dns (#2) with the varint wire type */
 	    {"CreateSandbox", {0x10, 0x01}, 2},
 	    /* OCI (#6) with the fixed64 wire type, cut short */
@@ -1185,8 +1203,8 @@ static void test_rewrite_garbage(void **state)
 		buf_done(&out);
 	}
 	/* Without a message pointer it still fails. */
-	assert_int_equal(rewrite("grpc.AgentService", "CreateContainer", cases[0].data, cases[0].len,
-				 NULL, &(struct buf){0}, NULL),
+	assert_int_equal(rewrite("grpc.AgentService", "CreateContainer", cases[0].data,
+				 cases[0].len, NULL, &(struct buf){0}, NULL),
 			 -EBADMSG);
 }
 
@@ -1197,12 +1215,9 @@ static void test_parse_listen(void **state)
 	static const struct {
 		const char *in, *host;
 		uint16_t port;
-	} good[] = {{"0.0.0.0:15150", "0.0.0.0", 15150},
-		    {":15150", "", 15150},
-		    {"127.0.0.1:0", "127.0.0.1", 0},
-		    {"[::1]:80", "::1", 80},
-		    {"[::]:65535", "::", 65535},
-		    {"localhost:8080", "localhost", 8080}};
+	} good[] = {{"0.0.0.0:15150", "0.0.0.0", 15150}, {":15150", "", 15150},
+		    {"127.0.0.1:0", "127.0.0.1", 0},     {"[::1]:80", "::1", 80},
+		    {"[::]:65535", "::", 65535},         {"localhost:8080", "localhost", 8080}};
 	for (size_t i = 0; i < ELEMENTSOF(good); i++) {
 		_cleanup_free_ char *host = NULL;
 		uint16_t port = 1;
@@ -1210,8 +1225,8 @@ static void test_parse_listen(void **state)
 		assert_string_equal(host, good[i].host);
 		assert_int_equal(port, good[i].port);
 	}
-	const char *bad[] = {"15150",     "::1:80",     "[::1]80",   "[]:80",  "a:",   "a:65536",
-			     "a:-1",      "a:+1",       "a:http",    "",       "[::1]", "1.2.3.4:1 "};
+	const char *bad[] = {"15150", "::1:80", "[::1]80", "[]:80", "a:",    "a:65536",
+			     "a:-1",  "a:+1",   "a:http",  "",      "[::1]", "1.2.3.4:1 "};
 	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
 		_cleanup_free_ char *host = NULL;
 		uint16_t port;
@@ -1501,8 +1516,8 @@ static void write_seed(const char *dir, const char *name, uint8_t selector, cons
 	assert_int_equal(buf_append(&b, data, len, 0), 0);
 	_cleanup_free_ char *path = str_printf("%s/%s", dir, name);
 	assert_int_equal(mkdir_p(dir, 0755), 0);
-	assert_int_equal(write_file_atomic(path, b.data ? b.data : (const uint8_t *)"", b.len, 0644),
-			 0);
+	assert_int_equal(
+	    write_file_atomic(path, b.data ? b.data : (const uint8_t *)"", b.len, 0644), 0);
 	buf_done(&b);
 }
 

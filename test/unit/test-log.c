@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -224,8 +225,10 @@ static void test_json_escaping(void **state)
 	/* Quotes, backslash, control characters, valid UTF-8, invalid UTF-8 (lone continuation
 	 * byte, truncated sequence, overlong encoding, encoded surrogate). */
 	struct log_fields f = {.pod = "ns/\"evil\"\n"};
-	logp_warning(&f, "%s", "q\"b\\n\nt\tc\x01\x1f del\x7f \xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82"
-			       " bad\x80 trunc\xe2\x82 over\xc0\xaf sur\xed\xa0\x80!");
+	logp_warning(&f, "%s",
+		     "q\"b\\n\nt\tc\x01\x1f del\x7f \xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82"
+		     " bad\x80 trunc\xe2\x82 over\xc0\xaf over3\xe0\x9f\xbf"
+		     " sur\xed\xa0\x80!");
 	_cleanup_free_ char *out = capture_end(&c);
 	log_set_format(LOG_FORMAT_TEXT);
 
@@ -236,7 +239,8 @@ static void test_json_escaping(void **state)
 	assert_string_equal(get_str(j, "msg"),
 			    "q\"b\\n\nt\tc\x01\x1f del\x7f \xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82"
 			    " bad\xef\xbf\xbd trunc\xef\xbf\xbd\xef\xbf\xbd over\xef\xbf\xbd\xef"
-			    "\xbf\xbd sur\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd!");
+			    "\xbf\xbd over3\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+			    " sur\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd!");
 	assert_string_equal(get_str(j, "pod"), "ns/\"evil\"\n");
 	json_decref(j);
 }
@@ -296,18 +300,52 @@ static void *log_thread(void *arg)
 	return NULL;
 }
 
+struct drain {
+	int fd;
+	struct buf out;
+};
+
+static void *drain_pipe(void *arg)
+{
+	struct drain *d = arg;
+	for (;;) {
+		if (buf_reserve(&d->out, 65536, 0) < 0)
+			abort();
+		ssize_t n = read(d->fd, d->out.data + d->out.len, d->out.cap - d->out.len);
+		if (n <= 0)
+			break;
+		d->out.len += (size_t)n;
+	}
+	return NULL;
+}
+
 static void test_json_concurrent_lines(void **state)
 {
+	/* stderr of a daemon is a pipe (container runtime, journald): capture through one. */
+	int p[2];
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	struct drain d = {.fd = p[0]};
+	pthread_t reader;
+	assert_int_equal(pthread_create(&reader, NULL, drain_pipe, &d), 0);
+	int saved = dup(STDERR_FILENO);
+	assert_true(saved >= 0);
+	assert_int_equal(dup2(p[1], STDERR_FILENO), STDERR_FILENO);
+	close(p[1]);
+
 	log_set_format(LOG_FORMAT_JSON);
-	struct capture c;
-	capture_start(&c);
 	pthread_t t[THREADS];
 	for (int i = 0; i < THREADS; i++)
 		assert_int_equal(pthread_create(&t[i], NULL, log_thread, (void *)(intptr_t)i), 0);
 	for (int i = 0; i < THREADS; i++)
 		pthread_join(t[i], NULL);
-	_cleanup_free_ char *out = capture_end(&c);
 	log_set_format(LOG_FORMAT_TEXT);
+
+	assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+	close(saved);
+	pthread_join(reader, NULL);
+	close(p[0]);
+	assert_int_equal(buf_append(&d.out, "", 1, 0), 0);
+	_cleanup_free_ char *out = (char *)d.out.data;
 
 	assert_int_equal(count_lines(out), THREADS * LINES_PER_THREAD);
 	int seen[THREADS] = {0};

@@ -57,8 +57,8 @@ static void test_timers_fire_in_deadline_order(void **state)
 	struct timer_ctx ctx[ELEMENTSOF(offsets_ms)];
 	for (size_t i = 0; i < ELEMENTSOF(offsets_ms); i++) {
 		ctx[i] = (struct timer_ctx){&order, (int)i};
-		assert_int_equal(loop_add_timer(l, now + offsets_ms[i] * NSEC_PER_MSEC, record_timer,
-						&ctx[i], NULL),
+		assert_int_equal(loop_add_timer(l, now + offsets_ms[i] * NSEC_PER_MSEC,
+						record_timer, &ctx[i], NULL),
 				 0);
 	}
 	for (int i = 0; i < WAIT_LIMIT_ITERATIONS && order.n < (int)ELEMENTSOF(expect); i++)
@@ -106,9 +106,8 @@ static void test_many_timers_in_order(void **state)
 	for (int i = 0; i < N; i++) {
 		seed = seed * 1103515245u + 12345u;
 		probes[i] = (struct heap_probe){&ctx, base + (int64_t)(seed % 1000000u)};
-		assert_int_equal(loop_add_timer(l, probes[i].deadline, probe_timer, &probes[i],
-						&srcs[i]),
-				 0);
+		assert_int_equal(
+		    loop_add_timer(l, probes[i].deadline, probe_timer, &probes[i], &srcs[i]), 0);
 	}
 	/* Free every third before it fires: the heap must stay consistent. */
 	unsigned freed = 0;

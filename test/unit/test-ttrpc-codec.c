@@ -20,14 +20,13 @@ struct golden {
 };
 #define GOLDEN(s) ((struct golden){BYTES(s)})
 
-static const char version_request[] =
-	"\x00\x00\x00\x29\x00\x00\x00\x01\x01\x00"
-	"\x0a\x15"
-	"hypervisor.Hypervisor"
-	"\x12\x07"
-	"Version"
-	"\x1a\x07\x0a\x05"
-	"0.0.0";
+static const char version_request[] = "\x00\x00\x00\x29\x00\x00\x00\x01\x01\x00"
+				      "\x0a\x15"
+				      "hypervisor.Hypervisor"
+				      "\x12\x07"
+				      "Version"
+				      "\x1a\x07\x0a\x05"
+				      "0.0.0";
 static const char version_ok_go[] = "\x00\x00\x00\x09\x00\x00\x00\x01\x02\x00"
 				    "\x12\x07\x0a\x05"
 				    "0.0.0";
@@ -40,9 +39,9 @@ static const char unknown_method[] = "\x00\x00\x00\x19\x00\x00\x00\x01\x02\x00"
 				     "\x0a\x17\x08\x0c\x12\x13"
 				     "method NoSuchMethod";
 static const char oversize_answer[] =
-	"\x00\x00\x00\x43\x00\x00\x00\x05\x02\x00"
-	"\x0a\x41\x08\x08\x12\x3d"
-	"message length 4194305 exceed maximum message size of 4194304";
+    "\x00\x00\x00\x43\x00\x00\x00\x05\x02\x00"
+    "\x0a\x41\x08\x08\x12\x3d"
+    "message length 4194305 exceed maximum message size of 4194304";
 static const char startvm_request[] = "\x00\x00\x00\x2e\x00\x00\x00\x03\x01\x00"
 				      "\x0a\x15"
 				      "hypervisor.Hypervisor"
@@ -126,8 +125,9 @@ static void test_code_names(void **state)
 static void test_golden_version(void **state)
 {
 	struct buf b = {0};
-	assert_int_equal(ttrpc_request_encode(&b, "hypervisor.Hypervisor", "Version", "\x0a\x05"
-										      "0.0.0",
+	assert_int_equal(ttrpc_request_encode(&b, "hypervisor.Hypervisor", "Version",
+					      "\x0a\x05"
+					      "0.0.0",
 					      7, 0, NULL, NULL, 0),
 			 0);
 	assert_frame(version_request, sizeof(version_request) - 1, 1, TTRPC_TYPE_REQUEST, &b);
@@ -139,8 +139,9 @@ static void test_golden_version(void **state)
 	assert_true(bytes_eq(req.service, "hypervisor.Hypervisor"));
 	assert_true(bytes_eq(req.method, "Version"));
 	assert_int_equal(req.payload.len, 7);
-	assert_memory_equal(req.payload.data, "\x0a\x05"
-					      "0.0.0",
+	assert_memory_equal(req.payload.data,
+			    "\x0a\x05"
+			    "0.0.0",
 			    7);
 	assert_int_equal(req.timeout_nano, 0);
 	assert_int_equal(req.n_metadata, 0);
@@ -148,8 +149,9 @@ static void test_golden_version(void **state)
 
 	/* Answers: Go form byte-exact from the encoder, both forms parse to OK. */
 	b.len = 0;
-	assert_int_equal(ttrpc_response_encode(&b, 0, NULL, "\x0a\x05"
-							    "0.0.0",
+	assert_int_equal(ttrpc_response_encode(&b, 0, NULL,
+					       "\x0a\x05"
+					       "0.0.0",
 					       7),
 			 0);
 	assert_frame(version_ok_go, sizeof(version_ok_go) - 1, 1, TTRPC_TYPE_RESPONSE, &b);
@@ -165,8 +167,9 @@ static void test_golden_version(void **state)
 		assert_int_equal(resp.code, 0);
 		assert_int_equal(resp.message.len, 0);
 		assert_int_equal(resp.payload.len, 7);
-		assert_memory_equal(resp.payload.data, "\x0a\x05"
-						       "0.0.0",
+		assert_memory_equal(resp.payload.data,
+				    "\x0a\x05"
+				    "0.0.0",
 				    7);
 	}
 	buf_done(&b);
@@ -185,9 +188,8 @@ static void test_golden_empty_ok(void **state)
 	assert_int_equal(resp.payload.len, 0);
 	assert_non_null(resp.payload.data);
 
-	assert_int_equal(ttrpc_response_parse((const uint8_t *)empty_ok_rust + TTRPC_HEADER_SIZE, 2,
-					      &resp),
-			 0);
+	assert_int_equal(
+	    ttrpc_response_parse((const uint8_t *)empty_ok_rust + TTRPC_HEADER_SIZE, 2, &resp), 0);
 	assert_true(resp.has_status);
 	assert_int_equal(resp.code, 0);
 	assert_int_equal(resp.payload.len, 0);
@@ -201,9 +203,8 @@ static void test_golden_empty_ok(void **state)
 static void test_golden_errors(void **state)
 {
 	struct buf b = {0};
-	assert_int_equal(ttrpc_response_encode(&b, TTRPC_UNIMPLEMENTED, "method NoSuchMethod", NULL,
-					       0),
-			 0);
+	assert_int_equal(
+	    ttrpc_response_encode(&b, TTRPC_UNIMPLEMENTED, "method NoSuchMethod", NULL, 0), 0);
 	assert_frame(unknown_method, sizeof(unknown_method) - 1, 1, TTRPC_TYPE_RESPONSE, &b);
 	struct ttrpc_response_view resp;
 	assert_int_equal(ttrpc_response_parse(b.data, b.len, &resp), 0);
@@ -214,10 +215,10 @@ static void test_golden_errors(void **state)
 
 	b.len = 0;
 	assert_int_equal(
-		ttrpc_response_encode(&b, TTRPC_RESOURCE_EXHAUSTED,
-				      "message length 4194305 exceed maximum message size of 4194304",
-				      NULL, 0),
-		0);
+	    ttrpc_response_encode(&b, TTRPC_RESOURCE_EXHAUSTED,
+				  "message length 4194305 exceed maximum message size of 4194304",
+				  NULL, 0),
+	    0);
 	assert_frame(oversize_answer, sizeof(oversize_answer) - 1, 5, TTRPC_TYPE_RESPONSE, &b);
 	assert_int_equal(ttrpc_response_parse(b.data, b.len, &resp), 0);
 	assert_int_equal(resp.code, TTRPC_RESOURCE_EXHAUSTED);
@@ -239,8 +240,9 @@ static void test_golden_errors(void **state)
 static void test_golden_startvm(void **state)
 {
 	struct buf b = {0};
-	assert_int_equal(ttrpc_request_encode(&b, "hypervisor.Hypervisor", "StartVM", "\x0a\x03"
-										      "abc",
+	assert_int_equal(ttrpc_request_encode(&b, "hypervisor.Hypervisor", "StartVM",
+					      "\x0a\x03"
+					      "abc",
 					      5, 600000000000LL, NULL, NULL, 0),
 			 0);
 	assert_frame(startvm_request, sizeof(startvm_request) - 1, 3, TTRPC_TYPE_REQUEST, &b);
@@ -258,9 +260,9 @@ static void test_golden_health(void **state)
 {
 	struct buf b = {0};
 	struct ttrpc_kv md[] = {{"k", "v"}};
-	assert_int_equal(ttrpc_request_encode(&b, "grpc.Health", "Check", NULL, 0, 30000000000LL,
-					      NULL, md, 1),
-			 0);
+	assert_int_equal(
+	    ttrpc_request_encode(&b, "grpc.Health", "Check", NULL, 0, 30000000000LL, NULL, md, 1),
+	    0);
 	assert_frame(health_request, sizeof(health_request) - 1, 1, TTRPC_TYPE_REQUEST, &b);
 
 	struct ttrpc_request_view req;
@@ -300,7 +302,7 @@ static void test_golden_createvm_payload(void **state)
 {
 	/* The WIRE example against protoc-c's encoding of the hypervisor schema. */
 	Hypervisor__CreateVMRequest__AnnotationsEntry e =
-		HYPERVISOR__CREATE_VMREQUEST__ANNOTATIONS_ENTRY__INIT;
+	    HYPERVISOR__CREATE_VMREQUEST__ANNOTATIONS_ENTRY__INIT;
 	e.key = "io.kubernetes.cri.sandbox-name";
 	e.value = "nginx";
 	Hypervisor__CreateVMRequest__AnnotationsEntry *ep = &e;
@@ -528,7 +530,7 @@ static void test_malformed(void **state)
 	/* ... while the largest valid one parses (timeout -1) */
 	struct ttrpc_request_view v;
 	assert_int_equal(
-		ttrpc_request_parse(BYTES("\x20\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"), &v), 0);
+	    ttrpc_request_parse(BYTES("\x20\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"), &v), 0);
 	assert_int_equal(v.timeout_nano, -1);
 	/* groups and invalid wire types, also on unknown fields */
 	assert_int_equal(parse_req(BYTES("\x33\x34")), -EBADMSG);
@@ -570,16 +572,16 @@ static void test_unknown_fields(void **state)
 {
 	/* Every skippable wire type, before, between and after known fields and inside metadata
 	 * and status. */
-	static const char req[] = "\x30\x96\x01"         /* 6: varint */
-				  "\x0a\x01s"            /* service */
+	static const char req[] = "\x30\x96\x01"                         /* 6: varint */
+				  "\x0a\x01s"                            /* service */
 				  "\x39\x01\x02\x03\x04\x05\x06\x07\x08" /* 7: fixed64 */
-				  "\x12\x01m"            /* method */
-				  "\x45\x01\x02\x03\x04" /* 8: fixed32 */
-				  "\x2a\x08\x0a\x01k\x18\x07\x12\x01v" /* md k=v with 3: varint */
-				  "\x52\x02zz"                         /* 10: bytes */
-				  "\x2a\x03\x12\x01w"                  /* md ""=w */
-				  "\xf8\xff\xff\xff\x0f\x01"           /* field 2^29-1 */
-				  "\x1a\x01p";                         /* payload, after md */
+				  "\x12\x01m"                            /* method */
+				  "\x45\x01\x02\x03\x04"                 /* 8: fixed32 */
+				  "\x2a\x08\x0a\x01k\x18\x07\x12\x01v"   /* md k=v with 3: varint */
+				  "\x52\x02zz"                           /* 10: bytes */
+				  "\x2a\x03\x12\x01w"                    /* md ""=w */
+				  "\xf8\xff\xff\xff\x0f\x01"             /* field 2^29-1 */
+				  "\x1a\x01p";                           /* payload, after md */
 	struct ttrpc_request_view v;
 	assert_int_equal(ttrpc_request_parse(BYTES(req), &v), 0);
 	assert_true(bytes_eq(v.service, "s"));
@@ -627,9 +629,9 @@ static void test_encode_limits(void **state)
 	struct buf b = {0};
 	uint8_t *big = calloc(1, TTRPC_MAX_DATA_BYTES + 1);
 	assert_non_null(big);
-	assert_int_equal(ttrpc_request_encode(&b, "s", "m", big, TTRPC_MAX_DATA_BYTES, 0, NULL,
-					      NULL, 0),
-			 -EMSGSIZE);
+	assert_int_equal(
+	    ttrpc_request_encode(&b, "s", "m", big, TTRPC_MAX_DATA_BYTES, 0, NULL, NULL, 0),
+	    -EMSGSIZE);
 	assert_int_equal(b.len, 0);
 	/* The envelope around the payload counts too: exactly at the limit is fine. */
 	size_t plen = TTRPC_MAX_DATA_BYTES - (3 + 3 + 1 + 4);
@@ -639,7 +641,8 @@ static void test_encode_limits(void **state)
 	assert_int_equal(ttrpc_request_encode(&b, "s", "m", big, plen + 1, 0, NULL, NULL, 0),
 			 -EMSGSIZE);
 	assert_int_equal(ttrpc_response_encode(&b, 0, NULL, big, TTRPC_MAX_DATA_BYTES), -EMSGSIZE);
-	assert_int_equal(ttrpc_response_encode(&b, 0, NULL, big, TTRPC_MAX_DATA_BYTES - 4), -EMSGSIZE);
+	assert_int_equal(ttrpc_response_encode(&b, 0, NULL, big, TTRPC_MAX_DATA_BYTES - 4),
+			 -EMSGSIZE);
 	assert_int_equal(ttrpc_response_encode(&b, 0, NULL, big, TTRPC_MAX_DATA_BYTES - 5), 0);
 	assert_int_equal(b.len, TTRPC_MAX_DATA_BYTES);
 	/* Encoding appends. */
@@ -654,19 +657,13 @@ static void test_encode_limits(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_header),
-		cmocka_unit_test(test_code_names),
-		cmocka_unit_test(test_golden_version),
-		cmocka_unit_test(test_golden_empty_ok),
-		cmocka_unit_test(test_golden_errors),
-		cmocka_unit_test(test_golden_startvm),
-		cmocka_unit_test(test_golden_health),
-		cmocka_unit_test(test_golden_createvm_payload),
-		cmocka_unit_test(test_protoc_request),
-		cmocka_unit_test(test_protoc_response),
-		cmocka_unit_test(test_malformed),
-		cmocka_unit_test(test_unknown_fields),
-		cmocka_unit_test(test_encode_limits),
+	    cmocka_unit_test(test_header),         cmocka_unit_test(test_code_names),
+	    cmocka_unit_test(test_golden_version), cmocka_unit_test(test_golden_empty_ok),
+	    cmocka_unit_test(test_golden_errors),  cmocka_unit_test(test_golden_startvm),
+	    cmocka_unit_test(test_golden_health),  cmocka_unit_test(test_golden_createvm_payload),
+	    cmocka_unit_test(test_protoc_request), cmocka_unit_test(test_protoc_response),
+	    cmocka_unit_test(test_malformed),      cmocka_unit_test(test_unknown_fields),
+	    cmocka_unit_test(test_encode_limits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

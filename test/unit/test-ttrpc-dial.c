@@ -72,7 +72,7 @@ static void pump_until(struct loop *l, const int *flag)
 
 static int tcp_listener(uint16_t *ret_port)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t len = sizeof(sa);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
@@ -94,7 +94,7 @@ static uint16_t closed_port(void)
 
 static int unix_listener(const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	assert_true(fd >= 0);
@@ -125,13 +125,13 @@ static void test_unix_success(void **state)
 {
 	_cleanup_(loop_freep) struct loop *l = NULL;
 	char path[128];
-	struct result res = { .fd = -1 };
+	struct result res = {.fd = -1};
 	struct ttrpc_dial *d = NULL;
 
 	snprintf(path, sizeof(path), "%s/ok.sock", tmpdir);
 	int lfd = unix_listener(path);
 	assert_int_equal(loop_new(&l), 0);
-	struct ttrpc_dial_opts opts = { .unix_path = path };
+	struct ttrpc_dial_opts opts = {.unix_path = path};
 	assert_int_equal(ttrpc_dial_start(l, &opts, on_dial, &res, &d), 0);
 	assert_int_equal(res.calls, 0); /* never inside start */
 	pump_until(l, &res.calls);
@@ -153,18 +153,18 @@ static void test_unix_success(void **state)
 static void test_refused_after_deadline(void **state)
 {
 	_cleanup_(loop_freep) struct loop *l = NULL;
-	struct result res = { .fd = -1 };
+	struct result res = {.fd = -1};
 	struct ttrpc_dial *d = NULL;
 	uint16_t port = closed_port();
 	char want[64];
 
 	assert_int_equal(loop_new(&l), 0);
 	struct ttrpc_dial_opts opts = {
-		.host = "127.0.0.1",
-		.port = port,
-		.deadline_ns = now_ns() + 300 * NSEC_PER_MSEC,
-		.retry_initial_ns = 5 * NSEC_PER_MSEC,
-		.retry_max_ns = 20 * NSEC_PER_MSEC,
+	    .host = "127.0.0.1",
+	    .port = port,
+	    .deadline_ns = now_ns() + 300 * NSEC_PER_MSEC,
+	    .retry_initial_ns = 5 * NSEC_PER_MSEC,
+	    .retry_max_ns = 20 * NSEC_PER_MSEC,
 	};
 	assert_int_equal(ttrpc_dial_start(l, &opts, on_dial, &res, &d), 0);
 	pump_until(l, &res.calls);
@@ -185,9 +185,9 @@ static void test_refused_after_deadline(void **state)
 static void test_ipv6_refused_single_attempt(void **state)
 {
 	_cleanup_(loop_freep) struct loop *l = NULL;
-	struct result res = { .fd = -1 };
+	struct result res = {.fd = -1};
 	struct ttrpc_dial *d = NULL;
-	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
 	socklen_t len = sizeof(sa);
 	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
@@ -200,7 +200,7 @@ static void test_ipv6_refused_single_attempt(void **state)
 	close(fd);
 
 	assert_int_equal(loop_new(&l), 0);
-	struct ttrpc_dial_opts opts = { .host = "::1", .port = ntohs(sa.sin6_port) };
+	struct ttrpc_dial_opts opts = {.host = "::1", .port = ntohs(sa.sin6_port)};
 	assert_int_equal(ttrpc_dial_start(l, &opts, on_dial, &res, &d), 0);
 	pump_until(l, &res.calls);
 	assert_int_equal(res.error, -ECONNREFUSED);
@@ -211,13 +211,13 @@ static void test_ipv6_refused_single_attempt(void **state)
 static void test_bad_address(void **state)
 {
 	_cleanup_(loop_freep) struct loop *l = NULL;
-	struct result res = { .fd = -1 };
+	struct result res = {.fd = -1};
 	struct ttrpc_dial *d = NULL;
 
 	assert_int_equal(loop_new(&l), 0);
-	struct ttrpc_dial_opts opts = { .host = "localhost", .port = 1 };
+	struct ttrpc_dial_opts opts = {.host = "localhost", .port = 1};
 	assert_int_equal(ttrpc_dial_start(l, &opts, on_dial, &res, &d), -EINVAL);
-	struct ttrpc_dial_opts opts2 = { .host = "127.0.0.1" };
+	struct ttrpc_dial_opts opts2 = {.host = "127.0.0.1"};
 	assert_int_equal(ttrpc_dial_start(l, &opts2, on_dial, &res, &d), -EINVAL);
 	assert_null(d);
 }
@@ -240,22 +240,22 @@ static void on_appear(struct loop_source *s, void *userdata)
 static void test_retry_until_listener(void **state)
 {
 	_cleanup_(loop_freep) struct loop *l = NULL;
-	struct result res = { .fd = -1 };
+	struct result res = {.fd = -1};
 	struct ttrpc_dial *d = NULL;
 	struct loop_source *timer = NULL;
 	char path[128];
 
 	snprintf(path, sizeof(path), "%s/late.sock", tmpdir);
-	struct appear a = { .path = path, .fd = -1 };
+	struct appear a = {.path = path, .fd = -1};
 	event_counter = 0;
 	assert_int_equal(loop_new(&l), 0);
 	assert_int_equal(loop_add_timer(l, now_ns() + 150 * NSEC_PER_MSEC, on_appear, &a, &timer),
 			 0);
 	struct ttrpc_dial_opts opts = {
-		.unix_path = path,
-		.deadline_ns = now_ns() + 30 * NSEC_PER_SEC,
-		.retry_initial_ns = 2 * NSEC_PER_MSEC,
-		.retry_max_ns = 10 * NSEC_PER_MSEC,
+	    .unix_path = path,
+	    .deadline_ns = now_ns() + 30 * NSEC_PER_SEC,
+	    .retry_initial_ns = 2 * NSEC_PER_MSEC,
+	    .retry_max_ns = 10 * NSEC_PER_MSEC,
 	};
 	assert_int_equal(ttrpc_dial_start(l, &opts, on_dial, &res, &d), 0);
 	pump_until(l, &res.calls);
@@ -272,13 +272,13 @@ static void test_retry_until_listener(void **state)
 static void test_single_attempt(void **state)
 {
 	_cleanup_(loop_freep) struct loop *l = NULL;
-	struct result res = { .fd = -1 };
+	struct result res = {.fd = -1};
 	struct ttrpc_dial *d = NULL;
 	char path[128], want[192];
 
 	snprintf(path, sizeof(path), "%s/none.sock", tmpdir);
 	assert_int_equal(loop_new(&l), 0);
-	struct ttrpc_dial_opts opts = { .unix_path = path, .retry_initial_ns = 1 };
+	struct ttrpc_dial_opts opts = {.unix_path = path, .retry_initial_ns = 1};
 	assert_int_equal(ttrpc_dial_start(l, &opts, on_dial, &res, &d), 0);
 	pump_until(l, &res.calls);
 	assert_int_equal(res.error, -ENOENT);
@@ -290,16 +290,16 @@ static void test_single_attempt(void **state)
 static void test_cancel(void **state)
 {
 	_cleanup_(loop_freep) struct loop *l = NULL;
-	struct result res = { .fd = -1 };
+	struct result res = {.fd = -1};
 	struct ttrpc_dial *d = NULL;
 	char path[128];
 
 	snprintf(path, sizeof(path), "%s/never.sock", tmpdir);
 	assert_int_equal(loop_new(&l), 0);
 	struct ttrpc_dial_opts opts = {
-		.unix_path = path,
-		.deadline_ns = now_ns() + 60 * NSEC_PER_SEC,
-		.retry_initial_ns = NSEC_PER_MSEC,
+	    .unix_path = path,
+	    .deadline_ns = now_ns() + 60 * NSEC_PER_SEC,
+	    .retry_initial_ns = NSEC_PER_MSEC,
 	};
 	assert_int_equal(ttrpc_dial_start(l, &opts, on_dial, &res, &d), 0);
 	for (int i = 0; i < 10; i++)
@@ -313,7 +313,7 @@ static void test_cancel(void **state)
 	/* Cancel an attempt in progress: a TCP connect to a listener that never accepts. */
 	uint16_t port;
 	int lfd = tcp_listener(&port);
-	struct ttrpc_dial_opts opts2 = { .host = "127.0.0.1", .port = port };
+	struct ttrpc_dial_opts opts2 = {.host = "127.0.0.1", .port = port};
 	assert_int_equal(ttrpc_dial_start(l, &opts2, on_dial, &res, &d), 0);
 	d = ttrpc_dial_free(d);
 	for (int i = 0; i < 5; i++)
@@ -417,7 +417,7 @@ struct tls_server {
 static void *tls_server_run(void *arg)
 {
 	struct tls_server *s = arg;
-	struct timeval tv = { .tv_sec = 10 };
+	struct timeval tv = {.tv_sec = 10};
 	sigset_t pipe_set;
 
 	/* Only this thread: the dialer itself must never raise SIGPIPE (the main thread keeps the
@@ -450,7 +450,7 @@ static void *tls_server_run(void *arg)
 
 static void tls_server_start(struct tls_server *s, SSL_CTX *ctx, uint16_t *ret_port)
 {
-	struct timeval tv = { .tv_sec = 10 };
+	struct timeval tv = {.tv_sec = 10};
 	memset(s, 0, sizeof(*s));
 	s->ctx = ctx;
 	s->lfd = tcp_listener(ret_port);
@@ -472,7 +472,7 @@ static int ssl_io(SSL *ssl, bool write, void *data, int len)
 		if (r > 0)
 			return r;
 		int e = SSL_get_error(ssl, r);
-		struct pollfd pfd = { .fd = SSL_get_fd(ssl) };
+		struct pollfd pfd = {.fd = SSL_get_fd(ssl)};
 		if (e == SSL_ERROR_WANT_READ)
 			pfd.events = POLLIN;
 		else if (e == SSL_ERROR_WANT_WRITE)
@@ -489,10 +489,10 @@ static void dial_tls(struct loop *l, uint16_t port, SSL_CTX *cctx, const char *n
 {
 	struct ttrpc_dial *d = NULL;
 	struct ttrpc_dial_opts opts = {
-		.host = "127.0.0.1",
-		.port = port,
-		.tls = cctx,
-		.tls_server_name = name,
+	    .host = "127.0.0.1",
+	    .port = port,
+	    .tls = cctx,
+	    .tls_server_name = name,
 	};
 	assert_int_equal(ttrpc_dial_start(l, &opts, on_dial, res, &d), 0);
 	pump_until(l, &res->calls);
@@ -502,7 +502,7 @@ static void dial_tls(struct loop *l, uint16_t port, SSL_CTX *cctx, const char *n
 static void test_tls_success(void **state)
 {
 	_cleanup_(loop_freep) struct loop *l = NULL;
-	struct result res = { .fd = -1 };
+	struct result res = {.fd = -1};
 	struct tls_server srv;
 	struct pki p;
 	uint16_t port;
@@ -534,7 +534,7 @@ static void test_tls_success(void **state)
 static void test_tls_wrong_name(void **state)
 {
 	_cleanup_(loop_freep) struct loop *l = NULL;
-	struct result res = { .fd = -1 };
+	struct result res = {.fd = -1};
 	struct tls_server srv;
 	struct pki p;
 	uint16_t port;
@@ -546,8 +546,8 @@ static void test_tls_wrong_name(void **state)
 	tls_server_start(&srv, sctx, &port);
 	dial_tls(l, port, cctx, "podvm-other-5678", &res);
 	assert_true(res.error < 0);
-	snprintf(want, sizeof(want), "TLS 127.0.0.1:%u: certificate verify failed: hostname mismatch",
-		 port);
+	snprintf(want, sizeof(want),
+		 "TLS 127.0.0.1:%u: certificate verify failed: hostname mismatch", port);
 	assert_string_equal(res.detail, want);
 	tls_server_join(&srv);
 	assert_int_equal(srv.handshake, -1);
@@ -559,7 +559,7 @@ static void test_tls_wrong_name(void **state)
 static void test_tls_untrusted(void **state)
 {
 	_cleanup_(loop_freep) struct loop *l = NULL;
-	struct result res = { .fd = -1 };
+	struct result res = {.fd = -1};
 	struct tls_server srv;
 	struct pki p, other;
 	uint16_t port;
@@ -584,7 +584,7 @@ static void test_tls_untrusted(void **state)
 static void test_tls_peer_closes(void **state)
 {
 	_cleanup_(loop_freep) struct loop *l = NULL;
-	struct result res = { .fd = -1 };
+	struct result res = {.fd = -1};
 	struct ttrpc_dial *d = NULL;
 	struct pki p;
 	uint16_t port;
@@ -594,11 +594,10 @@ static void test_tls_peer_closes(void **state)
 	int lfd = tcp_listener(&port);
 	assert_int_equal(loop_new(&l), 0);
 	struct ttrpc_dial_opts opts = {
-		.host = "127.0.0.1", .port = port, .tls = cctx, .tls_server_name = "x"
-	};
+	    .host = "127.0.0.1", .port = port, .tls = cctx, .tls_server_name = "x"};
 	assert_int_equal(ttrpc_dial_start(l, &opts, on_dial, &res, &d), 0);
 	/* The connect completes against the backlog; then the peer accepts and closes. */
-	struct pollfd pfd = { .fd = lfd, .events = POLLIN };
+	struct pollfd pfd = {.fd = lfd, .events = POLLIN};
 	while (poll(&pfd, 1, 0) == 0)
 		loop_run_once(l, 10 * NSEC_PER_MSEC);
 	close(accept(lfd, NULL, NULL));
@@ -614,17 +613,17 @@ static void test_tls_peer_closes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_unix_success),
-		cmocka_unit_test(test_refused_after_deadline),
-		cmocka_unit_test(test_ipv6_refused_single_attempt),
-		cmocka_unit_test(test_bad_address),
-		cmocka_unit_test(test_retry_until_listener),
-		cmocka_unit_test(test_single_attempt),
-		cmocka_unit_test(test_cancel),
-		cmocka_unit_test(test_tls_success),
-		cmocka_unit_test(test_tls_wrong_name),
-		cmocka_unit_test(test_tls_untrusted),
-		cmocka_unit_test(test_tls_peer_closes),
+	    cmocka_unit_test(test_unix_success),
+	    cmocka_unit_test(test_refused_after_deadline),
+	    cmocka_unit_test(test_ipv6_refused_single_attempt),
+	    cmocka_unit_test(test_bad_address),
+	    cmocka_unit_test(test_retry_until_listener),
+	    cmocka_unit_test(test_single_attempt),
+	    cmocka_unit_test(test_cancel),
+	    cmocka_unit_test(test_tls_success),
+	    cmocka_unit_test(test_tls_wrong_name),
+	    cmocka_unit_test(test_tls_untrusted),
+	    cmocka_unit_test(test_tls_peer_closes),
 	};
 	return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }

@@ -215,8 +215,8 @@ static void peer_send(struct ctx *c, struct peer *p, uint32_t id, uint8_t type, 
 		      const void *data, size_t len)
 {
 	uint8_t hdr[TTRPC_HEADER_SIZE];
-	struct ttrpc_header h = { .length = (uint32_t)len, .stream_id = id, .type = type,
-				  .flags = flags };
+	struct ttrpc_header h = {
+	    .length = (uint32_t)len, .stream_id = id, .type = type, .flags = flags};
 	ttrpc_header_encode(&h, hdr);
 	peer_write(c, p, hdr, sizeof(hdr));
 	peer_write(c, p, data, len);
@@ -270,9 +270,8 @@ static void send_request(struct ctx *c, struct peer *p, uint32_t id, const char 
 			 const char *payload, int64_t timeout_nano, struct buf *ret_frame_data)
 {
 	struct buf b = {};
-	static const char *const md[] = { "trace", "abc", "k", "v", NULL };
-	build_request(&b, "grpc.AgentService", method, payload, strlen(payload), timeout_nano,
-		      md);
+	static const char *const md[] = {"trace", "abc", "k", "v", NULL};
+	build_request(&b, "grpc.AgentService", method, payload, strlen(payload), timeout_nano, md);
 	peer_send(c, p, id, TTRPC_TYPE_REQUEST, 0, b.data, b.len);
 	if (ret_frame_data) {
 		buf_done(ret_frame_data);
@@ -394,8 +393,7 @@ static void expect_response(struct ctx *c, struct peer *p, uint32_t id, struct r
 	frame_done(&f);
 }
 
-static void expect_error(struct ctx *c, struct peer *p, uint32_t id, int code,
-			 const char *message)
+static void expect_error(struct ctx *c, struct peer *p, uint32_t id, int code, const char *message)
 {
 	struct resp r;
 	expect_response(c, p, id, &r);
@@ -501,9 +499,9 @@ static int setup_common(void **state, bool with_rewrite)
 	c->auto_connect = true;
 	assert_int_equal(loop_new(&c->l), 0);
 	struct ttrpc_relay_ops ops = {
-		.connect_upstream = hook_connect,
-		.upstream_closed = hook_closed,
-		.rewrite = with_rewrite ? hook_rewrite : NULL,
+	    .connect_upstream = hook_connect,
+	    .upstream_closed = hook_closed,
+	    .rewrite = with_rewrite ? hook_rewrite : NULL,
 	};
 	assert_int_equal(ttrpc_relay_new(c->l, &ops, c, &c->r), 0);
 	snprintf(c->tmpdir, sizeof(c->tmpdir), "/tmp/test-relay-XXXXXX");
@@ -558,7 +556,7 @@ static void test_overlapping_ids(void **state)
 	struct ctx *c = *state;
 	struct peer *a = add_client(c), *b = add_client(c);
 	struct buf sent[4] = {};
-	const char *payloads[4] = { "a1", "b1", "a3", "b3" };
+	const char *payloads[4] = {"a1", "b1", "a3", "b3"};
 	uint32_t up_ids[4] = {};
 
 	assert_int_equal(ttrpc_relay_n_downstream(c->r), 2);
@@ -607,7 +605,7 @@ static void test_response_bytes_verbatim(void **state)
 	struct ctx *c = *state;
 	struct peer *a = add_client(c);
 	/* Rust-style OK (empty status present) plus an unknown field: passed through as is. */
-	static const uint8_t answer[] = { 0x0a, 0x00, 0x12, 0x02, 0x08, 0x01, 0x78, 0x05 };
+	static const uint8_t answer[] = {0x0a, 0x00, 0x12, 0x02, 0x08, 0x01, 0x78, 0x05};
 	char payload[16];
 
 	send_request(c, a, 7, "Check", "x", 0, NULL);
@@ -663,7 +661,7 @@ static void test_rewrite(void **state)
 	send_request(c, a, 5, "Deny", "q", 0, NULL);
 	expect_error(c, a, 5, TTRPC_INVALID_ARGUMENT, "denied by policy");
 	/* Undecodable with a hook installed: refused too. */
-	static const uint8_t garbage[] = { 0x0a, 0xff };
+	static const uint8_t garbage[] = {0x0a, 0xff};
 	peer_send(c, a, 7, TTRPC_TYPE_REQUEST, 0, garbage, sizeof(garbage));
 	struct resp r;
 	expect_response(c, a, 7, &r);
@@ -728,7 +726,7 @@ static void test_queue_while_connecting(void **state)
 	struct ctx *c = *state;
 	struct peer *a = add_client(c), *b = add_client(c);
 	struct buf sent[3] = {};
-	const char *payloads[3] = { "a1", "b1", "a3" };
+	const char *payloads[3] = {"a1", "b1", "a3"};
 	char payload[64];
 
 	c->auto_connect = false;
@@ -924,7 +922,7 @@ static void test_oversize(void **state)
 	char payload[64];
 
 	uint8_t hdr[TTRPC_HEADER_SIZE];
-	struct ttrpc_header h = { .length = MAX_LEN + 1, .stream_id = 3, .type = 1 };
+	struct ttrpc_header h = {.length = MAX_LEN + 1, .stream_id = 3, .type = 1};
 	ttrpc_header_encode(&h, hdr);
 	uint8_t *junk = calloc(1, MAX_LEN + 1);
 	assert_non_null(junk);
@@ -946,7 +944,7 @@ static void test_oversize(void **state)
 static void test_large_payloads(void **state)
 {
 	struct ctx *c = *state;
-	struct peer *cl[2] = { add_client(c), add_client(c) };
+	struct peer *cl[2] = {add_client(c), add_client(c)};
 	const size_t size = 1u << 20;
 	enum { N = 4 };
 	uint8_t *big = malloc(size);
@@ -998,9 +996,9 @@ static void build_big_requests(struct buf *out, int n, size_t size)
 		uint8_t hdr[TTRPC_HEADER_SIZE];
 		memset(big, 'A' + i, size);
 		build_request(&b, "grpc.AgentService", "CopyFile", big, size, 0, NULL);
-		struct ttrpc_header h = { .length = (uint32_t)b.len,
-					  .stream_id = (uint32_t)(2 * i + 1),
-					  .type = TTRPC_TYPE_REQUEST };
+		struct ttrpc_header h = {.length = (uint32_t)b.len,
+					 .stream_id = (uint32_t)(2 * i + 1),
+					 .type = TTRPC_TYPE_REQUEST};
 		ttrpc_header_encode(&h, hdr);
 		assert_int_equal(buf_append(out, hdr, sizeof(hdr), 0), 0);
 		assert_int_equal(buf_append(out, b.data, b.len, 0), 0);
@@ -1070,8 +1068,8 @@ static void test_flow_control_downstream(void **state)
 		uint8_t hdr[TTRPC_HEADER_SIZE];
 		memset(big, 'a' + i, size);
 		put_bytes(&b, 2, big, size);
-		struct ttrpc_header h = { .length = (uint32_t)b.len, .stream_id = id,
-					  .type = TTRPC_TYPE_RESPONSE };
+		struct ttrpc_header h = {
+		    .length = (uint32_t)b.len, .stream_id = id, .type = TTRPC_TYPE_RESPONSE};
 		ttrpc_header_encode(&h, hdr);
 		assert_int_equal(buf_append(&all, hdr, sizeof(hdr), 0), 0);
 		assert_int_equal(buf_append(&all, b.data, b.len, 0), 0);
@@ -1102,7 +1100,7 @@ static void test_listen_unix(void **state)
 	struct ctx *c = *state;
 	char path[160], file[160];
 	struct stat st;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	char payload[64];
 
 	snprintf(path, sizeof(path), "%s/pods/abc/agent.ttrpc", c->tmpdir);
@@ -1206,7 +1204,7 @@ static void test_listen_tls(void **state)
 	SSL_CTX_set_verify(cctx, SSL_VERIFY_PEER, NULL);
 	assert_int_equal(X509_STORE_add_cert(SSL_CTX_get_cert_store(cctx), ca), 1);
 
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t len = sizeof(sa);
 	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
@@ -1215,13 +1213,13 @@ static void test_listen_tls(void **state)
 	assert_int_equal(ttrpc_relay_listen_fd(c->r, lfd, sctx), 0);
 	SSL_CTX_free(sctx); /* the relay keeps its own reference */
 
-	struct dial_result res = { .fd = -1 };
+	struct dial_result res = {.fd = -1};
 	struct ttrpc_dial *d = NULL;
 	struct ttrpc_dial_opts opts = {
-		.host = "127.0.0.1",
-		.port = ntohs(sa.sin_port),
-		.tls = cctx,
-		.tls_server_name = "podvm-x",
+	    .host = "127.0.0.1",
+	    .port = ntohs(sa.sin_port),
+	    .tls = cctx,
+	    .tls_server_name = "podvm-x",
 	};
 	assert_int_equal(ttrpc_dial_start(c->l, &opts, on_dial, &res, &d), 0);
 	PUMP_UNTIL(c, res.calls == 1);
@@ -1279,22 +1277,22 @@ static void test_free_with_everything_open(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_overlapping_ids, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_response_bytes_verbatim, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rewrite, setup_rewrite, teardown),
-		cmocka_unit_test_setup_teardown(test_upstream_close, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_queue_while_connecting, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_connect_synchronously, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_queue_deadline, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_downstream_disconnect, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stream_id_rules, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_oversize, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_large_payloads, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_flow_control_upstream, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_flow_control_downstream, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_listen_unix, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_listen_tls, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_free_with_everything_open, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_overlapping_ids, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_response_bytes_verbatim, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rewrite, setup_rewrite, teardown),
+	    cmocka_unit_test_setup_teardown(test_upstream_close, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_queue_while_connecting, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_connect_synchronously, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_queue_deadline, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_downstream_disconnect, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stream_id_rules, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_oversize, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_large_payloads, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_flow_control_upstream, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_flow_control_downstream, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_listen_unix, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_listen_tls, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_free_with_everything_open, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

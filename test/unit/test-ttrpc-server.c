@@ -29,12 +29,12 @@
 #define MAX_ITER 4000
 
 /* Drive the loop until cond holds; the cap only keeps a broken build from hanging. */
-#define RUN_UNTIL(l, cond)                                                         \
-	do {                                                                       \
-		bool _ok = false;                                                  \
-		for (int _i = 0; _i < MAX_ITER && !(_ok = (cond)); _i++)           \
-			assert_true(loop_run_once((l), 5 * NSEC_PER_MSEC) >= 0);   \
-		assert_true(_ok);                                                  \
+#define RUN_UNTIL(l, cond)                                                       \
+	do {                                                                     \
+		bool _ok = false;                                                \
+		for (int _i = 0; _i < MAX_ITER && !(_ok = (cond)); _i++)         \
+			assert_true(loop_run_once((l), 5 * NSEC_PER_MSEC) >= 0); \
+		assert_true(_ok);                                                \
 	} while (0)
 
 /* ---- a raw-byte peer ---- */
@@ -141,9 +141,9 @@ static void raw_request(struct loop *l, struct raw *r, uint32_t id, const char *
 			const struct ttrpc_kv *md, size_t n_md)
 {
 	struct buf b = {0};
-	assert_int_equal(ttrpc_request_encode(&b, service, method, payload, len, timeout_nano, NULL,
-					      md, n_md),
-			 0);
+	assert_int_equal(
+	    ttrpc_request_encode(&b, service, method, payload, len, timeout_nano, NULL, md, n_md),
+	    0);
 	raw_frame(l, r, id, TTRPC_TYPE_REQUEST, 0, b.data, b.len);
 	buf_done(&b);
 }
@@ -238,8 +238,9 @@ static void m_fail(struct ttrpc_call *call, const uint8_t *payload, size_t len, 
 
 static void m_version(struct ttrpc_call *call, const uint8_t *payload, size_t len, void *userdata)
 {
-	assert_int_equal(ttrpc_call_reply(call, "\x0a\x05"
-						"0.0.0",
+	assert_int_equal(ttrpc_call_reply(call,
+					  "\x0a\x05"
+					  "0.0.0",
 					  7),
 			 0);
 }
@@ -262,9 +263,9 @@ static int setup(void **state)
 	assert_int_equal(ttrpc_server_add_method(fx->server, SVC, "Meta", m_meta, fx), 0);
 	assert_int_equal(ttrpc_server_add_method(fx->server, SVC, "Fail", m_fail, fx), 0);
 	assert_int_equal(ttrpc_server_add_method(fx->server, SVC, "Quit", m_quit, fx), 0);
-	assert_int_equal(ttrpc_server_add_method(fx->server, "hypervisor.Hypervisor", "Version",
-						 m_version, fx),
-			 0);
+	assert_int_equal(
+	    ttrpc_server_add_method(fx->server, "hypervisor.Hypervisor", "Version", m_version, fx),
+	    0);
 	assert_int_equal(ttrpc_server_add_method(fx->server, SVC, "Echo", m_echo, fx), -EEXIST);
 	*state = fx;
 	return 0;
@@ -294,14 +295,13 @@ static void connect_raw(struct fixture *fx, struct raw *r)
 
 /* ---- server tests ---- */
 
-static const char version_request[] =
-	"\x00\x00\x00\x29\x00\x00\x00\x01\x01\x00"
-	"\x0a\x15"
-	"hypervisor.Hypervisor"
-	"\x12\x07"
-	"Version"
-	"\x1a\x07\x0a\x05"
-	"0.0.0";
+static const char version_request[] = "\x00\x00\x00\x29\x00\x00\x00\x01\x01\x00"
+				      "\x0a\x15"
+				      "hypervisor.Hypervisor"
+				      "\x12\x07"
+				      "Version"
+				      "\x1a\x07\x0a\x05"
+				      "0.0.0";
 static const char version_ok_go[] = "\x00\x00\x00\x09\x00\x00\x00\x01\x02\x00"
 				    "\x12\x07\x0a\x05"
 				    "0.0.0";
@@ -312,9 +312,9 @@ static const char unknown_method[] = "\x00\x00\x00\x19\x00\x00\x00\x01\x02\x00"
 				     "\x0a\x17\x08\x0c\x12\x13"
 				     "method NoSuchMethod";
 static const char oversize_answer[] =
-	"\x00\x00\x00\x43\x00\x00\x00\x05\x02\x00"
-	"\x0a\x41\x08\x08\x12\x3d"
-	"message length 4194305 exceed maximum message size of 4194304";
+    "\x00\x00\x00\x43\x00\x00\x00\x05\x02\x00"
+    "\x0a\x41\x08\x08\x12\x3d"
+    "message length 4194305 exceed maximum message size of 4194304";
 
 static void test_golden(void **state)
 {
@@ -404,8 +404,9 @@ static void test_stream_ids(void **state)
 	raw_ping(fx->loop, &r, 9);
 
 	/* An undecodable request consumes its id. */
-	raw_frame(fx->loop, &r, 11, TTRPC_TYPE_REQUEST, 0, BYTES("\x0a\x05"
-								 "ab"));
+	raw_frame(fx->loop, &r, 11, TTRPC_TYPE_REQUEST, 0,
+		  BYTES("\x0a\x05"
+			"ab"));
 	struct ttrpc_header h;
 	struct buf data = {0};
 	raw_read_frame(fx->loop, &r, &h, &data);
@@ -659,10 +660,10 @@ static void cf_ready(struct ttrpc_conn *c, void *userdata)
 }
 
 static const struct ttrpc_conn_ops cf_ops = {
-	.on_frame = cf_frame,
-	.on_close = cf_close,
-	.on_drain = cf_drain,
-	.on_ready = cf_ready,
+    .on_frame = cf_frame,
+    .on_close = cf_close,
+    .on_drain = cf_drain,
+    .on_ready = cf_ready,
 };
 
 static void test_conn_flow(void **state)
@@ -691,9 +692,9 @@ static void test_conn_flow(void **state)
 
 	/* Past the high watermark and back below the low one: one on_drain. */
 	uint8_t *chunk = calloc(1, TTRPC_MAX_DATA_BYTES);
-	assert_int_equal(ttrpc_conn_send(cf.conn, 1, TTRPC_TYPE_DATA, 0, chunk,
-					 TTRPC_MAX_DATA_BYTES + 1),
-			 -EMSGSIZE);
+	assert_int_equal(
+	    ttrpc_conn_send(cf.conn, 1, TTRPC_TYPE_DATA, 0, chunk, TTRPC_MAX_DATA_BYTES + 1),
+	    -EMSGSIZE);
 	size_t sent = 0;
 	while (ttrpc_conn_pending_bytes(cf.conn) <= TTRPC_CONN_HIGH_WATERMARK_BYTES) {
 		assert_int_equal(ttrpc_conn_send(cf.conn, 1, TTRPC_TYPE_DATA, 0, chunk, 1 << 20),
@@ -807,9 +808,8 @@ static void test_client_server(void **state)
 	assert_int_equal(ttrpc_client_call(c, SVC, "Echo", "hello", 5, 0, NULL, 0, on_reply, &r1),
 			 0);
 	struct ttrpc_kv md[] = {{"a", "1"}};
-	assert_int_equal(ttrpc_client_call(c, SVC, "Meta", NULL, 0, 10 * NSEC_PER_SEC, md, 1,
-					   on_reply, &r2),
-			 0);
+	assert_int_equal(
+	    ttrpc_client_call(c, SVC, "Meta", NULL, 0, 10 * NSEC_PER_SEC, md, 1, on_reply, &r2), 0);
 	assert_int_equal(ttrpc_client_call(c, SVC, "Nope", NULL, 0, 0, NULL, 0, on_reply, &r3), 0);
 	assert_int_equal(ttrpc_client_call(c, SVC, "Echo", NULL, 0, 0, NULL, 0, on_reply, &r4), 0);
 	RUN_UNTIL(fx->loop, r1.n && r2.n && r3.n && r4.n);
@@ -869,7 +869,8 @@ static void raw_expect_request(struct loop *l, struct raw *r, uint32_t id, const
 	buf_done(&data);
 }
 
-static void raw_answer(struct loop *l, struct raw *r, const uint8_t *golden, size_t len, uint32_t id)
+static void raw_answer(struct loop *l, struct raw *r, const uint8_t *golden, size_t len,
+		       uint32_t id)
 {
 	uint8_t *f = malloc(len);
 	memcpy(f, golden, len);
@@ -908,8 +909,9 @@ static void test_client_ok_encodings(void **state)
 		assert_int_equal(rep[i].code, 0);
 		assert_int_equal(rep[i].payload.len, i < 2 ? 7 : 0);
 		if (i < 2)
-			assert_memory_equal(rep[i].payload.data, "\x0a\x05"
-								 "0.0.0",
+			assert_memory_equal(rep[i].payload.data,
+					    "\x0a\x05"
+					    "0.0.0",
 					    7);
 		buf_done(&rep[i].payload);
 	}
@@ -934,9 +936,9 @@ static void test_client_deadline(void **state)
 	struct raw r;
 	client_raw(fx, &c, &r);
 	struct reply slow = {0}, next = {0};
-	assert_int_equal(ttrpc_client_call(c, SVC, "Slow", "x", 1, 20 * NSEC_PER_MSEC, NULL, 0,
-					   on_reply, &slow),
-			 0);
+	assert_int_equal(
+	    ttrpc_client_call(c, SVC, "Slow", "x", 1, 20 * NSEC_PER_MSEC, NULL, 0, on_reply, &slow),
+	    0);
 	int64_t timeout;
 	raw_expect_request(fx->loop, &r, 1, "Slow", &timeout);
 	assert_int_equal(timeout, 20 * NSEC_PER_MSEC);
@@ -984,7 +986,7 @@ static void test_client_close(void **state)
 	int n = 0;
 	assert_int_equal(ttrpc_client_call(c, SVC, "A", NULL, 0, 0, NULL, 0, on_reply, &a), 0);
 	assert_int_equal(
-		ttrpc_client_call(c, SVC, "B", NULL, 0, 0, NULL, 0, free_client_in_reply, &n), 0);
+	    ttrpc_client_call(c, SVC, "B", NULL, 0, 0, NULL, 0, free_client_in_reply, &n), 0);
 	raw_expect_request(fx->loop, &r, 1, "A", NULL);
 	raw_expect_request(fx->loop, &r, 3, "B", NULL);
 	/* Answer B first: its callback frees the client, which cancels A. */
@@ -998,9 +1000,8 @@ static void test_client_close(void **state)
 	/* A peer that goes away fails pending calls with -ECONNRESET. */
 	client_raw(fx, &c, &r);
 	a = (struct reply){0};
-	assert_int_equal(ttrpc_client_call(c, SVC, "A", NULL, 0, 60 * NSEC_PER_SEC, NULL, 0,
-					   on_reply, &a),
-			 0);
+	assert_int_equal(
+	    ttrpc_client_call(c, SVC, "A", NULL, 0, 60 * NSEC_PER_SEC, NULL, 0, on_reply, &a), 0);
 	raw_expect_request(fx->loop, &r, 1, "A", NULL);
 	raw_done(&r);
 	RUN_UNTIL(fx->loop, a.n == 1);
@@ -1034,7 +1035,7 @@ static X509 *make_cert(EVP_PKEY *key)
 	X509V3_set_ctx_nodb(&ctx);
 	X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
 	X509_EXTENSION *ext =
-		X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1");
+	    X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1");
 	assert_non_null(ext);
 	assert_int_equal(X509_add_ext(x, ext, -1), 1);
 	X509_EXTENSION_free(ext);
@@ -1108,9 +1109,8 @@ static void test_tls_async(void **state)
 	assert_int_equal(ttrpc_server_listen_fd(fx->server, tcp_listen(&port), t.server), 0);
 
 	struct ttrpc_client *c;
-	assert_int_equal(ttrpc_client_new(fx->loop, tcp_connect(port), client_ssl(&t, "localhost"),
-					  &c),
-			 0);
+	assert_int_equal(
+	    ttrpc_client_new(fx->loop, tcp_connect(port), client_ssl(&t, "localhost"), &c), 0);
 	/* Calls made before the handshake are sent after it. */
 	struct reply a = {0}, b = {0};
 	assert_int_equal(ttrpc_client_call(c, SVC, "Echo", "tls", 3, 0, NULL, 0, on_reply, &a), 0);
@@ -1131,9 +1131,8 @@ static void test_tls_async(void **state)
 
 	/* A name the certificate does not carry: the handshake fails, the call with it. */
 	struct reply e = {0};
-	assert_int_equal(ttrpc_client_new(fx->loop, tcp_connect(port),
-					  client_ssl(&t, "other.example"), &c),
-			 0);
+	assert_int_equal(
+	    ttrpc_client_new(fx->loop, tcp_connect(port), client_ssl(&t, "other.example"), &c), 0);
 	assert_int_equal(ttrpc_client_call(c, SVC, "Echo", "x", 1, 0, NULL, 0, on_reply, &e), 0);
 	RUN_UNTIL(fx->loop, e.n == 1);
 	assert_int_equal(e.code, -ECONNRESET);
@@ -1163,9 +1162,8 @@ static void test_tls_handshake_timeout(void **state)
 	SSL_set_accept_state(ssl);
 	struct connfx cf = {0};
 	/* A silent peer never sends its ClientHello. */
-	assert_int_equal(ttrpc_conn_new(fx->loop, sv[0], ssl, 30 * NSEC_PER_MSEC, &cf_ops, &cf,
-					&cf.conn),
-			 0);
+	assert_int_equal(
+	    ttrpc_conn_new(fx->loop, sv[0], ssl, 30 * NSEC_PER_MSEC, &cf_ops, &cf, &cf.conn), 0);
 	RUN_UNTIL(fx->loop, cf.closes == 1);
 	assert_int_equal(cf.close_error, -ETIMEDOUT);
 	assert_int_equal(cf.ready, 0);
@@ -1208,15 +1206,15 @@ static void test_sync_client(void **state)
 	uint8_t *out = NULL;
 	size_t out_len = 0;
 	char *msg = NULL;
-	assert_int_equal(
-		ttrpc_sync_client_call(c, SVC, "Echo", "sync", 4, 0, &out, &out_len, &msg), 0);
+	assert_int_equal(ttrpc_sync_client_call(c, SVC, "Echo", "sync", 4, 0, &out, &out_len, &msg),
+			 0);
 	assert_int_equal(out_len, 4);
 	assert_memory_equal(out, "sync", 4);
 	free(out);
 	out = NULL;
-	assert_int_equal(ttrpc_sync_client_call(c, SVC, "Fail", NULL, 0, 5 * NSEC_PER_SEC, &out,
-						&out_len, &msg),
-			 TTRPC_NOT_FOUND);
+	assert_int_equal(
+	    ttrpc_sync_client_call(c, SVC, "Fail", NULL, 0, 5 * NSEC_PER_SEC, &out, &out_len, &msg),
+	    TTRPC_NOT_FOUND);
 	assert_string_equal(msg, "no thing here");
 	free(msg);
 	msg = NULL;
@@ -1229,24 +1227,22 @@ static void test_sync_client(void **state)
 	/* TLS over TCP, by address and by name */
 	char addr[64];
 	snprintf(addr, sizeof(addr), "127.0.0.1:%u", (unsigned)port);
-	assert_int_equal(ttrpc_sync_client_connect(addr, t.client, "localhost", 5 * NSEC_PER_SEC,
-						   &c),
-			 0);
 	assert_int_equal(
-		ttrpc_sync_client_call(c, SVC, "Echo", "tls", 3, 0, &out, &out_len, &msg), 0);
+	    ttrpc_sync_client_connect(addr, t.client, "localhost", 5 * NSEC_PER_SEC, &c), 0);
+	assert_int_equal(ttrpc_sync_client_call(c, SVC, "Echo", "tls", 3, 0, &out, &out_len, &msg),
+			 0);
 	assert_int_equal(out_len, 3);
 	assert_memory_equal(out, "tls", 3);
 	free(out);
 	out = NULL;
 	ttrpc_sync_client_free(c);
 	snprintf(addr, sizeof(addr), "localhost:%u", (unsigned)port);
-	assert_int_equal(ttrpc_sync_client_connect(addr, t.client, "127.0.0.1", 5 * NSEC_PER_SEC,
-						   &c),
-			 0);
+	assert_int_equal(
+	    ttrpc_sync_client_connect(addr, t.client, "127.0.0.1", 5 * NSEC_PER_SEC, &c), 0);
 	ttrpc_sync_client_free(c);
 	snprintf(addr, sizeof(addr), "127.0.0.1:%u", (unsigned)port);
-	assert_true(ttrpc_sync_client_connect(addr, t.client, "other.example", 5 * NSEC_PER_SEC,
-					      &c) < 0);
+	assert_true(
+	    ttrpc_sync_client_connect(addr, t.client, "other.example", 5 * NSEC_PER_SEC, &c) < 0);
 	assert_int_equal(ttrpc_sync_client_connect("127.0.0.1", NULL, NULL, 0, &c), -EINVAL);
 
 	/* Stop the server thread through the server itself. */
@@ -1261,27 +1257,27 @@ static void test_sync_client(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_golden, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_deadline, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stream_ids, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_oversize, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_oversize_first, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_data_and_unknown_frames, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_close_cancels, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_server_free_cancels, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_metadata, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_listen_unix, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_conn_flow, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_conn_free_in_callback, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_client_server, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_client_ok_encodings, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_client_deadline, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_client_close, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_tls_async, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_tls_handshake_timeout, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sync_client, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_golden, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_deadline, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stream_ids, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_oversize, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_oversize_first, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_data_and_unknown_frames, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_close_cancels, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_server_free_cancels, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_metadata, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_listen_unix, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_conn_flow, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_conn_free_in_callback, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_client_server, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_client_ok_encodings, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_client_deadline, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_client_close, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_tls_async, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_tls_handshake_timeout, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sync_client, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
