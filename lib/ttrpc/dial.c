@@ -155,7 +155,12 @@ static void fail_tls(struct ttrpc_dial *d, int ssl_error, int saved_errno)
 			 X509_verify_cert_error_string(verify));
 		error = -EKEYREJECTED;
 	} else if (e != 0) {
-		ERR_error_string_n(e, reason, sizeof(reason));
+		/* "wrong version number" rather than "error:0A00010B:SSL routines::..." */
+		const char *text = ERR_reason_error_string(e);
+		if (text)
+			snprintf(reason, sizeof(reason), "%s", text);
+		else
+			ERR_error_string_n(e, reason, sizeof(reason));
 	} else if (ssl_error == SSL_ERROR_SYSCALL && saved_errno != 0) {
 		snprintf(reason, sizeof(reason), "%s", strerror(saved_errno));
 		error = -saved_errno;

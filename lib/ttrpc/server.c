@@ -48,6 +48,7 @@ struct ttrpc_call {
 	uint32_t stream_id;
 	bool cancelled;
 	int64_t deadline_ns;
+	int64_t timeout_nano; /* as received */
 	struct loop_source *timer;
 	ttrpc_cancel_fn cancel_fn;
 	void *cancel_userdata;
@@ -165,6 +166,11 @@ const char *ttrpc_call_method(const struct ttrpc_call *c)
 int64_t ttrpc_call_deadline_ns(const struct ttrpc_call *c)
 {
 	return c->deadline_ns;
+}
+
+int64_t ttrpc_call_timeout_nano(const struct ttrpc_call *c)
+{
+	return c->timeout_nano;
 }
 
 size_t ttrpc_call_n_metadata(const struct ttrpc_call *c)
@@ -327,6 +333,7 @@ static void handle_request(struct sconn *sc, const struct ttrpc_header *h, const
 		return;
 	}
 	call->stream_id = h->stream_id;
+	call->timeout_nano = req.timeout_nano;
 	if (req.timeout_nano > 0) {
 		int64_t now = now_ns();
 		call->deadline_ns =

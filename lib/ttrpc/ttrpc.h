@@ -185,6 +185,8 @@ const char *ttrpc_call_service(const struct ttrpc_call *c);
 const char *ttrpc_call_method(const struct ttrpc_call *c);
 /* Absolute CLOCK_MONOTONIC deadline from timeout_nano, 0 when none. */
 int64_t ttrpc_call_deadline_ns(const struct ttrpc_call *c);
+/* timeout_nano exactly as the client sent it (<= 0: none). */
+int64_t ttrpc_call_timeout_nano(const struct ttrpc_call *c);
 /* Metadata as received (views valid for the call's life). */
 size_t ttrpc_call_n_metadata(const struct ttrpc_call *c);
 const struct ttrpc_kv *ttrpc_call_metadata(const struct ttrpc_call *c);

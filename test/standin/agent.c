@@ -454,17 +454,6 @@ static const struct method methods[] = {
 
 /* What the client sent as timeout_nano, recovered from the absolute deadline the server keeps;
  * rounded to whole milliseconds, which absorbs the time spent between receipt and here. */
-static int64_t call_timeout_nano(const struct ttrpc_call *call)
-{
-	int64_t deadline = ttrpc_call_deadline_ns(call);
-	if (deadline == 0)
-		return 0;
-	int64_t left = deadline - now_ns();
-	if (left <= 0)
-		return 1;
-	return (left + NSEC_PER_MSEC / 2) / NSEC_PER_MSEC * NSEC_PER_MSEC;
-}
-
 static void dispatch(struct ttrpc_call *call, const uint8_t *payload, size_t len, void *userdata)
 {
 	struct binding *b = userdata;
@@ -472,7 +461,7 @@ static void dispatch(struct ttrpc_call *call, const uint8_t *payload, size_t len
 
 	if (s->record_fd >= 0) {
 		int r = record_write(s->record_fd, b->m->service, b->m->name, payload, len,
-				     call_timeout_nano(call), ttrpc_call_metadata(call),
+				     ttrpc_call_timeout_nano(call), ttrpc_call_metadata(call),
 				     ttrpc_call_n_metadata(call));
 		if (r < 0) {
 			ttrpc_call_reply_error(call, TTRPC_INTERNAL, "cannot record request: %s",

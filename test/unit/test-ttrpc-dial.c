@@ -309,17 +309,6 @@ static void test_cancel(void **state)
 		loop_run_once(l, 5 * NSEC_PER_MSEC);
 	assert_int_equal(res.calls, 0);
 	assert_null(ttrpc_dial_free(NULL));
-
-	/* Cancel an attempt in progress: a TCP connect to a listener that never accepts. */
-	uint16_t port;
-	int lfd = tcp_listener(&port);
-	struct ttrpc_dial_opts opts2 = {.host = "127.0.0.1", .port = port};
-	assert_int_equal(ttrpc_dial_start(l, &opts2, on_dial, &res, &d), 0);
-	d = ttrpc_dial_free(d);
-	for (int i = 0; i < 5; i++)
-		loop_run_once(l, 5 * NSEC_PER_MSEC);
-	assert_int_equal(res.calls, 0);
-	close(lfd);
 }
 
 /* ---- TLS ---- */
@@ -610,6 +599,83 @@ static void test_tls_peer_closes(void **state)
 	pki_done(&p);
 }
 
+/* Cancel while the TLS handshake waits for a server that accepted nothing and says nothing. */
+static void test_cancel_during_handshake(void **state)
+{
+	_cleanup_(loop_freep) struct loop *l = NULL;
+	struct result res = {.fd = -1};
+	struct ttrpc_dial *d = NULL;
+	struct pki p;
+	uint16_t port;
+
+	pki_make(&p, "test-ca", "x");
+	SSL_CTX *cctx = client_ctx(p.ca);
+	int lfd = tcp_listener(&port);
+	assert_int_equal(loop_new(&l), 0);
+	struct ttrpc_dial_opts opts = {
+	    .host = "127.0.0.1", .port = port, .tls = cctx, .tls_server_name = "x"};
+	assert_int_equal(ttrpc_dial_start(l, &opts, on_dial, &res, &d), 0);
+	/* The connection sits in the backlog: the dialer has connected and sent its hello. */
+	struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+	while (poll(&pfd, 1, 0) == 0)
+		loop_run_once(l, 10 * NSEC_PER_MSEC);
+	for (int i = 0; i < 5; i++)
+		loop_run_once(l, 5 * NSEC_PER_MSEC);
+	d = ttrpc_dial_free(d);
+	for (int i = 0; i < 5; i++)
+		loop_run_once(l, 5 * NSEC_PER_MSEC);
+	assert_int_equal(res.calls, 0);
+	/* The dialer's end is closed: the accepted socket reads EOF. */
+	int afd = accept(lfd, NULL, NULL);
+	assert_true(afd >= 0);
+	struct timeval tv = {.tv_sec = 10};
+	setsockopt(afd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	char buf[4096];
+	ssize_t n;
+	while ((n = read(afd, buf, sizeof(buf))) > 0)
+		;
+	assert_int_equal(n, 0);
+	close(afd);
+	close(lfd);
+	SSL_CTX_free(cctx);
+	pki_done(&p);
+}
+
+/* A peer that answers with something that is not TLS: the detail is OpenSSL's reason text. */
+static void test_tls_not_tls_peer(void **state)
+{
+	_cleanup_(loop_freep) struct loop *l = NULL;
+	struct result res = {.fd = -1};
+	struct ttrpc_dial *d = NULL;
+	struct pki p;
+	uint16_t port;
+
+	pki_make(&p, "test-ca", "x");
+	SSL_CTX *cctx = client_ctx(p.ca);
+	int lfd = tcp_listener(&port);
+	assert_int_equal(loop_new(&l), 0);
+	struct ttrpc_dial_opts opts = {
+	    .host = "127.0.0.1", .port = port, .tls = cctx, .tls_server_name = "x"};
+	assert_int_equal(ttrpc_dial_start(l, &opts, on_dial, &res, &d), 0);
+	struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+	while (poll(&pfd, 1, 0) == 0)
+		loop_run_once(l, 10 * NSEC_PER_MSEC);
+	int afd = accept(lfd, NULL, NULL);
+	assert_true(afd >= 0);
+	static const char junk[] = "HTTP/1.0 400 Bad Request\r\n\r\n";
+	assert_int_equal(write(afd, junk, sizeof(junk) - 1), (ssize_t)sizeof(junk) - 1);
+	pump_until(l, &res.calls);
+	assert_int_equal(res.error, -EPROTO);
+	assert_true(str_startswith(res.detail, "TLS 127.0.0.1:"));
+	assert_null(strstr(res.detail, "error:"));
+	assert_true(strlen(res.detail) > strlen("TLS 127.0.0.1:1: "));
+	ttrpc_dial_free(d);
+	close(afd);
+	close(lfd);
+	SSL_CTX_free(cctx);
+	pki_done(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -624,6 +690,8 @@ int main(void)
 	    cmocka_unit_test(test_tls_wrong_name),
 	    cmocka_unit_test(test_tls_untrusted),
 	    cmocka_unit_test(test_tls_peer_closes),
+	    cmocka_unit_test(test_cancel_during_handshake),
+	    cmocka_unit_test(test_tls_not_tls_peer),
 	};
 	return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
