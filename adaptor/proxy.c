@@ -2,6 +2,7 @@
  * a lib/ttrpc relay forwards its calls over one mutual-TLS connection to the forwarder in the
  * pod VM, redialling when that connection breaks (e.g. after the adaptor restarted). */
 #include <arpa/inet.h>
+#include <openssl/ssl.h>
 
 #include "adaptor.h"
 #include "log/log.h"
@@ -14,13 +15,20 @@ static void dial_done(struct ttrpc_dial *d, int error, const char *detail, int f
 	struct sandbox *sb = userdata;
 	sb->dial = ttrpc_dial_free(sb->dial);
 	struct log_fields lf = {sb->id, sb->pod_label, sb->instance_id};
-	if (error >= 0 && sb->relay) {
+	if (error >= 0 && !sb->relay)
+		error = -ECANCELED;
+	if (error >= 0) {
 		error = ttrpc_relay_set_upstream(sb->relay, fd, ssl);
 		if (error < 0)
 			detail = "cannot adopt the forwarder connection";
 		else
 			logp_debug(&lf, "connected to the forwarder at %s:%u", sb->ips[0],
 				   sb->adaptor->settings->forwarder_port);
+	}
+	if (error < 0 && fd >= 0) {
+		/* not adopted: the connection is still ours */
+		SSL_free(ssl);
+		close(fd);
 	}
 	if (error < 0 && sb->relay)
 		ttrpc_relay_upstream_failed(sb->relay, detail);

@@ -935,11 +935,17 @@ int ttrpc_relay_listen_unix(struct ttrpc_relay *r, const char *path, mode_t mode
 	return 0;
 }
 
+/* The socket is adopted whatever happens: closed here on failure too. */
 int ttrpc_relay_listen_fd(struct ttrpc_relay *r, int fd, struct ssl_ctx_st *tls)
 {
-	if (!r || fd < 0)
+	int ret;
+
+	if (fd < 0)
 		return -EINVAL;
-	return add_listener(r, fd, tls);
+	ret = r ? add_listener(r, fd, tls) : -EINVAL;
+	if (ret < 0)
+		safe_close(fd);
+	return ret;
 }
 
 /* ---- public ---- */

@@ -166,8 +166,9 @@ static int64_t process_start_time(pid_t pid)
 	if (!p)
 		return -1;
 	p++;
-	/* field 3 is the state; the start time is field 22 */
-	for (int field = 2; field < 22 && p; field++)
+	/* p is at the space before field 3 (the state); each step moves to the space before
+	 * the next field, so 19 steps reach field 22, the start time */
+	for (int field = 3; field < 22 && p; field++)
 		p = strchr(p + 1, ' ');
 	if (!p)
 		return -1;

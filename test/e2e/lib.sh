@@ -93,5 +93,6 @@ assert_clean() {
 	[[ -z $(ls -A "$DATA/local" 2>/dev/null) ]] || fail "local instances left: $(ls "$DATA/local")"
 	local left
 	left=$(forwarder_pids)
+	[[ -z $left ]] || ps -o pid,ppid,stat,cmd -p $left >&2
 	[[ -z $left ]] || fail "forwarder processes left: $left"
 }

@@ -137,3 +137,86 @@ start_go_agent() {
 }
 
 echo "interop: temp dir $T, build $PP_BUILD"
+
+# varint N: protobuf varint of N in hex.
+varint() {
+	local v=$1 out=""
+	while ((v >= 128)); do
+		out+=$(printf '%02x' $(((v & 127) | 128)))
+		v=$((v >> 7))
+	done
+	printf '%s%02x' "$out" "$v"
+}
+
+# pb_field FIELD HEX: a length-delimited protobuf field around HEX bytes.
+pb_field() { printf '%s%s%s' "$(varint $((($1 << 3) | 2)))" "$(varint $((${#2} / 2)))" "$2"; }
+
+# ctl_call SOCKET SERVICE METHOD PAYLOAD_HEX: our generic client; sets CALL_OUT and CALL_RC.
+ctl_call() {
+	CALL_OUT=$("$BIN/peerpodctl" call --address "$1" --service "$2" --method "$3" --payload-hex "$4" 2>&1)
+	CALL_RC=$?
+}
+
+# expect_call WHAT WANT_HEX SOCKET SERVICE METHOD PAYLOAD_HEX: the call succeeds with WANT_HEX.
+expect_call() {
+	local what=$1 want=$2
+	shift 2
+	ctl_call "$@"
+	((CALL_RC == 0)) || fail "$what: exit $CALL_RC: $CALL_OUT"
+	local got
+	got=$(tr -d ' \n' <<<"$CALL_OUT")
+	[[ $got == "$want" ]] || fail "$what: response '$got', want '$want'"
+	pass "$what"
+}
+
+# expect_call_error WHAT CODE SOCKET SERVICE METHOD PAYLOAD_HEX: the call fails with status CODE.
+expect_call_error() {
+	local what=$1 code=$2
+	shift 2
+	ctl_call "$@"
+	((CALL_RC != 0)) || fail "$what: succeeded ($CALL_OUT), want status $code"
+	grep -qw -- "$code" <<<"$CALL_OUT" || fail "$what: output does not name status $code: $CALL_OUT"
+	pass "$what (status $code)"
+}
+
+# client_checks SOCKET RECORD: our peerpodctl against a third-party hypervisor server.
+client_checks() {
+	local sock=$1 record=$2
+	local version_req version_resp
+	version_req=$(pb_str 1 0.0.0)
+	version_resp=$version_req
+	expect_call "Version" "$version_resp" "$sock" hypervisor.Hypervisor Version "$version_req"
+	local first
+	first=$(head -n 1 "$record")
+	expect_eq "recorded Version service" "$(jget "$first" .service)" hypervisor.Hypervisor
+	expect_eq "recorded Version method" "$(jget "$first" .method)" Version
+	expect_eq "recorded Version payload" "$(jget "$first" .payload_hex)" "$version_req"
+	expect_eq "first call of a connection uses stream 1" "$(jget "$first" .stream_id)" 1
+
+	# Golden CreateVM payload (WIRE 1.10) and its answer.
+	local create_req
+	create_req=$(pb_str 1 abc)$(pb_field 2 "$(pb_str 1 io.kubernetes.cri.sandbox-name)$(pb_str 2 nginx)")$(pb_str 3 /var/run/netns/x)
+	expect_eq "CreateVM payload = WIRE 1.10 golden" "$create_req" \
+		0a0361626312270a1e696f2e6b756265726e657465732e6372692e73616e64626f782d6e616d6512056e67696e781a102f7661722f72756e2f6e65746e732f78
+	expect_call "CreateVM" "$(pb_str 1 "$T/pods/abc/agent.ttrpc")" "$sock" hypervisor.Hypervisor CreateVM "$create_req"
+	expect_call "StartVM (empty answer)" "" "$sock" hypervisor.Hypervisor StartVM "$(pb_str 1 abc)"
+	expect_call "StopVM (empty answer)" "" "$sock" hypervisor.Hypervisor StopVM "$(pb_str 1 abc)"
+	expect_call "grpc.Health/Check" "0801" "$sock" grpc.Health Check ""
+
+	# A 50 000-byte id: multi-byte lengths in request and answer.
+	local long
+	long=$(printf 'a%.0s' $(seq 50000))
+	expect_call "CreateVM with a 50 kB id" "$(pb_field 1 "$(hex_of "$T/pods/$long/agent.ttrpc")")" \
+		"$sock" hypervisor.Hypervisor CreateVM "$(pb_field 1 "$(hex_of "$long")")"
+	grep -q "\"payload_hex\":\"$(pb_field 1 "$(hex_of "$long")")\"" "$record" ||
+		fail "the server did not record the long CreateVM payload unchanged"
+	pass "long payload arrived unchanged"
+
+	expect_call_error "server error is reported" 2 "$sock" hypervisor.Hypervisor CreateVM ""
+	expect_call_error "unknown method" "$UNKNOWN_CODE" "$sock" hypervisor.Hypervisor NoSuchMethod ""
+	expect_call_error "unknown service" "$UNKNOWN_CODE" "$sock" no.Such Version ""
+
+	out=$("$BIN/peerpodctl" --socket "$sock" version 2>&1) || fail "peerpodctl version: $out"
+	grep -q '0\.0\.0' <<<"$out" || fail "peerpodctl version did not print 0.0.0: $out"
+	pass "peerpodctl version"
+}
