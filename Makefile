@@ -15,10 +15,13 @@ WERROR ?= -Werror
 WARN := -Wall -Wextra $(WERROR) -Wformat=2 -Wshadow -Wstrict-prototypes -Wno-unused-parameter \
 	-Wno-missing-field-initializers
 CPPFLAGS += -D_GNU_SOURCE -Ulinux -DPP_VERSION='"$(VERSION)"' -Ilib -Iproviders -I$(BUILD)/gen -I. \
+	-I/usr/include/libnl3 \
 	-MMD -MP
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu17 -fno-strict-aliasing -fstack-protector-strong
-LDLIBS += -lprotobuf-c -ljansson -lssl -lcrypto -lpthread
+LDFLAGS += -Wl,--as-needed
+LDLIBS += -lprotobuf-c -ljansson -lssl -lcrypto -lcurl -lvirt -lnl-route-3 -lnl-3 -lisofs -lyaml -lz \
+	-lpthread
 
 ifeq ($(SAN),asan)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -36,19 +39,22 @@ GEN_C := $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 GEN_H := $(GEN_C:.c=.h)
 LIB_SRC := $(sort $(wildcard lib/*/*.c))
 PROVIDER_SRC := $(sort $(wildcard providers/*.c providers/*/*.c))
-ADAPTOR_SRC := $(filter-out adaptor/main.c,$(sort $(wildcard adaptor/*.c)))
-FWD_SRC := $(filter-out podvm/forwarder/main.c,$(sort $(wildcard podvm/forwarder/*.c)))
-CLI_SRC := $(filter-out cli/main.c,$(sort $(wildcard cli/*.c)))
+# Programs: folder:binary. Each folder has main.c; its other .c files go into libprog.a so the
+# unit tests and fuzz targets can use them.
+PROGRAMS := adaptor:cloud-api-adaptor podvm/forwarder:agent-protocol-forwarder \
+	podvm/userdata:process-user-data cli:peerpodctl
+PROG_DIRS := $(foreach p,$(PROGRAMS),$(firstword $(subst :, ,$(p))))
+PROG_SRC := $(foreach d,$(PROG_DIRS),$(filter-out $(d)/main.c,$(sort $(wildcard $(d)/*.c))))
 STANDIN_SRC := $(sort $(wildcard test/standin/*.c))
 UNIT_SRC := $(sort $(wildcard test/unit/test-*.c))
 FUZZ_SRC := $(sort $(wildcard test/fuzz/fuzz-*.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIB_OBJ := $(call obj,$(LIB_SRC)) $(patsubst %.c,%.o,$(GEN_C))
-PROGLIB_OBJ := $(call obj,$(ADAPTOR_SRC) $(PROVIDER_SRC) $(FWD_SRC) $(CLI_SRC))
+PROGLIB_OBJ := $(call obj,$(PROG_SRC) $(PROVIDER_SRC))
 
-BINS := $(BUILD)/bin/cloud-api-adaptor $(BUILD)/bin/agent-protocol-forwarder \
-	$(BUILD)/bin/peerpodctl $(BUILD)/bin/agent-standin $(BUILD)/bin/pp-bench
+PROG_BINS := $(foreach p,$(PROGRAMS),$(if $(wildcard $(firstword $(subst :, ,$(p)))/main.c),$(BUILD)/bin/$(lastword $(subst :, ,$(p)))))
+BINS := $(PROG_BINS) $(BUILD)/bin/agent-standin $(BUILD)/bin/pp-bench
 UNIT_BINS := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRC))
 FUZZ_BINS := $(patsubst test/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 
@@ -83,17 +89,12 @@ $(BUILD)/libprog.a: $(PROGLIB_OBJ)
 LIBS := $(BUILD)/libprog.a $(BUILD)/libpp.a
 
 # ---- programs ----
-$(BUILD)/bin/cloud-api-adaptor: $(call obj,adaptor/main.c) $(LIBS)
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
-
-$(BUILD)/bin/agent-protocol-forwarder: $(call obj,podvm/forwarder/main.c) $(LIBS)
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
-
-$(BUILD)/bin/peerpodctl: $(call obj,cli/main.c) $(LIBS)
-	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+define program_rule
+$(BUILD)/bin/$(2): $(call obj,$(1)/main.c) $$(LIBS)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) -o $$@ $$< $$(LIBS) $$(LDLIBS)
+endef
+$(foreach p,$(PROGRAMS),$(eval $(call program_rule,$(firstword $(subst :, ,$(p))),$(lastword $(subst :, ,$(p))))))
 
 $(BUILD)/bin/agent-standin: $(call obj,$(STANDIN_SRC)) $(LIBS)
 	@mkdir -p $(dir $@)
@@ -159,7 +160,7 @@ lint:
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
 
-install: $(BUILD)/bin/cloud-api-adaptor $(BUILD)/bin/agent-protocol-forwarder $(BUILD)/bin/peerpodctl
+install: $(PROG_BINS)
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $^ $(DESTDIR)$(PREFIX)/bin/
 

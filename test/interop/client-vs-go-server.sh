@@ -9,7 +9,7 @@ need_ours peerpodctl
 
 start go-hvserver "$PEERS/go-hvserver" -socket "$T/hv.sock" -pods-dir "$T/pods" -record "$T/record.jsonl"
 wait_socket "$T/hv.sock" "$LAST_PID" go-hvserver
-UNKNOWN_CODE=12
+UNKNOWN_CODE=12 UNKNOWN_METHOD_TEXT="method NoSuchMethod" UNKNOWN_SERVICE_TEXT="service no.Such"
 client_checks "$T/hv.sock" "$T/record.jsonl"
 
 # A Go server answers OK with no status at all; the exact Version frame our client sent on a

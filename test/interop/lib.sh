@@ -106,6 +106,23 @@ expect_eq() {
 	pass "$1"
 }
 
+# expect_error WHAT JSON MESSAGE: a failed call's JSON line carries the adaptor's documented error
+# text. The code must be UNKNOWN (2) like the Go adaptor's (WIRE 2.3); a wrong code is collected
+# in CODE_ERRORS so the remaining checks still run (check_codes fails at the end).
+CODE_ERRORS=()
+expect_error() {
+	expect_eq "$1" "$(jget "$2" .message)" "$3"
+	local code
+	code=$(jget "$2" .code)
+	[[ $code == 2 ]] || CODE_ERRORS+=("$1: code $code, want 2 (UNKNOWN)")
+}
+
+check_codes() {
+	((${#CODE_ERRORS[@]} == 0)) && return 0
+	printf '  %s\n' "${CODE_ERRORS[@]}"
+	fail "${#CODE_ERRORS[@]} adaptor errors carry another status code than UNKNOWN (WIRE 2.3)"
+}
+
 # hex_of TEXT: the bytes of TEXT in lowercase hex.
 hex_of() { printf '%s' "$1" | od -An -tx1 -v | tr -d ' \n'; }
 
@@ -175,8 +192,15 @@ expect_call_error() {
 	shift 2
 	ctl_call "$@"
 	((CALL_RC != 0)) || fail "$what: succeeded ($CALL_OUT), want status $code"
-	grep -qw -- "$code" <<<"$CALL_OUT" || fail "$what: output does not name status $code: $CALL_OUT"
-	pass "$what (status $code)"
+	local names=(OK CANCELLED UNKNOWN INVALID_ARGUMENT DEADLINE_EXCEEDED NOT_FOUND ALREADY_EXISTS
+		PERMISSION_DENIED RESOURCE_EXHAUSTED FAILED_PRECONDITION ABORTED OUT_OF_RANGE UNIMPLEMENTED
+		INTERNAL UNAVAILABLE DATA_LOSS UNAUTHENTICATED)
+	grep -qwE -- "$code|${names[$code]}" <<<"$CALL_OUT" ||
+		fail "$what: output does not name status $code (${names[$code]}): $CALL_OUT"
+	if [[ -n ${WANT_MESSAGE:-} ]]; then
+		grep -qF -- "$WANT_MESSAGE" <<<"$CALL_OUT" || fail "$what: output lacks '$WANT_MESSAGE': $CALL_OUT"
+	fi
+	pass "$what (status $code ${names[$code]})"
 }
 
 # client_checks SOCKET RECORD: our peerpodctl against a third-party hypervisor server.
@@ -212,9 +236,9 @@ client_checks() {
 		fail "the server did not record the long CreateVM payload unchanged"
 	pass "long payload arrived unchanged"
 
-	expect_call_error "server error is reported" 2 "$sock" hypervisor.Hypervisor CreateVM ""
-	expect_call_error "unknown method" "$UNKNOWN_CODE" "$sock" hypervisor.Hypervisor NoSuchMethod ""
-	expect_call_error "unknown service" "$UNKNOWN_CODE" "$sock" no.Such Version ""
+	WANT_MESSAGE="empty sandbox id" expect_call_error "server error is reported" 2 "$sock" hypervisor.Hypervisor CreateVM ""
+	WANT_MESSAGE=$UNKNOWN_METHOD_TEXT expect_call_error "unknown method" "$UNKNOWN_CODE" "$sock" hypervisor.Hypervisor NoSuchMethod ""
+	WANT_MESSAGE=$UNKNOWN_SERVICE_TEXT expect_call_error "unknown service" "$UNKNOWN_CODE" "$sock" no.Such Version ""
 
 	out=$("$BIN/peerpodctl" --socket "$sock" version 2>&1) || fail "peerpodctl version: $out"
 	grep -q '0\.0\.0' <<<"$out" || fail "peerpodctl version did not print 0.0.0: $out"
