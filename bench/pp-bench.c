@@ -117,8 +117,9 @@ static int run_copy(const char *addr, long chunk, long total_bytes)
 	m.file_mode = 0100644;
 	m.data.data = data;
 	m.data.len = (size_t)chunk;
-	size_t len = grpc__copy_file_request__get_packed_size(&m);
-	_cleanup_free_ uint8_t *req = malloc(len);
+	/* the largest encoding: offset set to its largest value */
+	m.offset = total_bytes;
+	_cleanup_free_ uint8_t *req = malloc(grpc__copy_file_request__get_packed_size(&m));
 	if (!req)
 		return 1;
 	struct ttrpc_sync_client *c = NULL;
@@ -131,11 +132,12 @@ static int run_copy(const char *addr, long chunk, long total_bytes)
 	long sent = 0;
 	for (long off = 0; off < total_bytes; off += chunk) {
 		m.offset = off;
-		grpc__copy_file_request__pack(&m, req);
+		size_t len = grpc__copy_file_request__pack(&m, req);
+		_cleanup_free_ char *msg = NULL;
 		r = ttrpc_sync_client_call(c, "grpc.AgentService", "CopyFile", req, len,
-					   60 * NSEC_PER_SEC, NULL, NULL, NULL);
+					   60 * NSEC_PER_SEC, NULL, NULL, &msg);
 		if (r != 0) {
-			fprintf(stderr, "CopyFile failed: %d\n", r);
+			fprintf(stderr, "CopyFile failed: %d %s\n", r, msg ?: "");
 			return 1;
 		}
 		sent += chunk;

@@ -10,16 +10,16 @@ need_ours cloud-api-adaptor agent-protocol-forwarder
 
 start_go_agent
 start_adaptor
-"$PEERS/go-golden" -server "$HV_SOCK" -strict -health=false || fail "hypervisor socket answers differ from WIRE 1"
+peer go-golden -server "$HV_SOCK" -strict -health=false || fail "hypervisor socket answers differ from WIRE 1"
 pass "hypervisor socket answers golden frames"
 
 sid=$(new_sid)
-out=$("$PEERS/go-hvclient" -socket "$HV_SOCK" create -id "$sid" -shim-annotations) || fail "CreateVM: $out"
+out=$(peer go-hvclient -socket "$HV_SOCK" create -id "$sid" -shim-annotations) || fail "CreateVM: $out"
 agent_path=$(jget "$out" .agentSocketPath)
-out=$("$PEERS/go-hvclient" -socket "$HV_SOCK" start -id "$sid") || fail "StartVM: $out"
-"$PEERS/go-golden" -server "$agent_path" -hypervisor=false || fail "agent socket answers differ from WIRE 1"
+out=$(peer go-hvclient -socket "$HV_SOCK" start -id "$sid") || fail "StartVM: $out"
+peer go-golden -server "$agent_path" -hypervisor=false || fail "agent socket answers differ from WIRE 1"
 pass "agent socket answers the golden health check"
-out=$("$PEERS/go-hvclient" -socket "$HV_SOCK" stop -id "$sid") || fail "StopVM: $out"
+out=$(peer go-hvclient -socket "$HV_SOCK" stop -id "$sid") || fail "StopVM: $out"
 
 alive "$ADAPTOR_PID" cloud-api-adaptor
 echo "adaptor-golden: all checks passed"

@@ -15,23 +15,23 @@ need_ours cloud-api-adaptor agent-protocol-forwarder
 start_go_agent
 start_adaptor
 sid=$(new_sid)
-out=$("$PEERS/go-hvclient" -socket "$HV_SOCK" create -id "$sid" -shim-annotations) || fail "CreateVM: $out"
+out=$(peer go-hvclient -socket "$HV_SOCK" create -id "$sid" -shim-annotations) || fail "CreateVM: $out"
 agent_path=$(jget "$out" .agentSocketPath)
-out=$("$PEERS/go-hvclient" -socket "$HV_SOCK" start -id "$sid") || fail "StartVM: $out"
+out=$(peer go-hvclient -socket "$HV_SOCK" start -id "$sid") || fail "StartVM: $out"
 pass "sandbox created and started"
 
-"$PEERS/go-agentclient" run -socket "$agent_path" -sid "$sid" -sent "$T/sent.jsonl" \
+peer go-agentclient run -socket "$agent_path" -sid "$sid" -sent "$T/sent.jsonl" \
 	-metadata k=v -metadata k=w -metadata traceparent=00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 \
 	-copy-size 1572864 >"$T/run.jsonl" 2>&1 || fail "agent calls through the proxy path: $(tail -n 3 "$T/run.jsonl")"
 pass "$(wc -l <"$T/sent.jsonl") agent calls answered through adaptor and forwarder"
 
-"$PEERS/go-agentclient" verify -sent "$T/sent.jsonl" -recorded "$T/agent-record.jsonl" ||
+peer go-agentclient verify -sent "$T/sent.jsonl" -recorded "$T/agent-record.jsonl" ||
 	fail "what the agent received differs from what the client sent"
 pass "agent received exactly the expected requests"
 
-out=$("$PEERS/go-hvclient" -socket "$HV_SOCK" stop -id "$sid") || fail "StopVM: $out"
+out=$(peer go-hvclient -socket "$HV_SOCK" stop -id "$sid") || fail "StopVM: $out"
 pass "StopVM"
-out=$("$PEERS/go-agentclient" health -socket "$agent_path" -dial-timeout 0 2>&1) &&
+out=$(peer go-agentclient health -socket "$agent_path" -dial-timeout 0 2>&1) &&
 	fail "the agent socket still answers after StopVM: $out"
 pass "agent socket closed by StopVM"
 

@@ -36,7 +36,7 @@ up_to_date() {
 	for b in "$@"; do
 		[[ -x $out/$b ]] || return 1
 	done
-	[[ -z $(find $sources "$here/build.sh" -newer "$stamp" -print -quit 2>/dev/null) ]]
+	[[ -z $(find "$sources" "$here/build.sh" -newer "$stamp" -print -quit 2>/dev/null) ]]
 }
 
 build_go() {
@@ -60,7 +60,7 @@ build_go() {
 	(
 		cd "$out"
 		env -u GOFLAGS -u GOROOT GO111MODULE=off GOPATH="$out/gopath:/usr/share/gocode" \
-			GOCACHE="$out/gocache" GOPROXY=off GOSUMDB=off GOTOOLCHAIN=local CGO_ENABLED=0 \
+			GOCACHE="$out/gocache" GOENV=off GOPROXY=off GOSUMDB=off GOTOOLCHAIN=local CGO_ENABLED=0 \
 			"$GO" build -trimpath -o "$out/" "${pkgs[@]}"
 	) || return 1
 	touch "$out/.go-stamp"

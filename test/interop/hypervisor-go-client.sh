@@ -10,7 +10,7 @@ need_ours cloud-api-adaptor agent-protocol-forwarder
 
 start_go_agent
 start_adaptor
-hv() { "$PEERS/go-hvclient" -socket "$HV_SOCK" "$@"; }
+hv() { peer go-hvclient -socket "$HV_SOCK" "$@"; }
 
 out=$(hv version) || fail "Version: $out"
 expect_eq "Version" "$(jget "$out" .version)" "0.0.0"
@@ -50,7 +50,7 @@ pass "StartVM (600 s deadline)"
 [[ -S $agent_path ]] || fail "StartVM answered but $agent_path is not a socket"
 pass "agent socket listens when StartVM answers"
 
-out=$("$PEERS/go-agentclient" health -socket "$agent_path" -dial-timeout 5s) ||
+out=$(peer go-agentclient health -socket "$agent_path" -dial-timeout 5s) ||
 	fail "grpc.Health/Check through adaptor and forwarder: $out"
 pass "grpc.Health/Check through adaptor -> forwarder -> go-agent"
 grep -q '"service":"grpc.Health","method":"Check"' "$T/agent-record.jsonl" ||

@@ -10,7 +10,7 @@ need_ours cloud-api-adaptor agent-protocol-forwarder
 
 start_go_agent
 start_adaptor
-hv() { "$PEERS/rust-hvclient" -socket "$HV_SOCK" "$@"; }
+hv() { peer rust-hvclient -socket "$HV_SOCK" "$@"; }
 
 out=$(hv version) || fail "Version: $out"
 expect_eq "Version" "$(jget "$out" .version)" "0.0.0"

@@ -16,7 +16,8 @@ cleanup() {
 	local rc=$?
 	local i
 	for i in "${!PIDS[@]}"; do
-		kill -TERM -- "-${PIDS[$i]}" 2>/dev/null
+		# The session (setsid) takes the children too; the pid itself in case it is no leader.
+		kill -TERM -- "-${PIDS[$i]}" 2>/dev/null || kill -TERM "${PIDS[$i]}" 2>/dev/null
 	done
 	for i in "${!PIDS[@]}"; do
 		local n=0
@@ -24,7 +25,7 @@ cleanup() {
 			sleep 0.1
 			n=$((n + 1))
 		done
-		kill -KILL -- "-${PIDS[$i]}" 2>/dev/null
+		kill -KILL -- "-${PIDS[$i]}" 2>/dev/null || kill -KILL "${PIDS[$i]}" 2>/dev/null
 		wait "${PIDS[$i]}" 2>/dev/null
 	done
 	if ((rc != 0 && rc != 77)); then
@@ -50,6 +51,10 @@ skip() {
 }
 
 pass() { echo "ok: $*"; }
+
+# peer NAME ARGS...: run a client peer, bounded so that a hung server fails the test quickly.
+CALL_LIMIT=${PP_INTEROP_CALL_LIMIT:-120}
+peer() { timeout -k 5 "$CALL_LIMIT" "$PEERS/$1" "${@:2}"; }
 
 # need_peers [all|go|rust]: build (or reuse) the third-party peers.
 need_peers() {
@@ -92,6 +97,7 @@ wait_socket() {
 		sleep 0.1
 		n=$((n + 1))
 	done
+	sleep 0.2 # bind() creates the file just before listen()
 }
 
 # new_sid: a random sandbox id (64 lowercase hex digits).
@@ -133,13 +139,13 @@ pb_str() {
 	printf '%02x%02x%s' $((($1 << 3) | 2)) "$len" "$(hex_of "$2")"
 }
 
-# start_adaptor NAME: our adaptor with the local provider, agent requests going through our
+# start_adaptor: our adaptor with the local provider, agent requests going through our
 # forwarder to $T/agent.sock. Sets HV_SOCK, PODS_DIR and ADAPTOR_PID.
 start_adaptor() {
 	HV_SOCK=$T/hypervisor.sock
 	PODS_DIR=$T/pods
 	mkdir -p "$T/data"
-	start "${1:-adaptor}" "$BIN/cloud-api-adaptor" local -socket "$HV_SOCK" -pods-dir "$PODS_DIR" \
+	start adaptor "$BIN/cloud-api-adaptor" local -socket "$HV_SOCK" -pods-dir "$PODS_DIR" \
 		-data-dir "$T/data" -local-agent-socket "$T/agent.sock" \
 		-local-forwarder "$BIN/agent-protocol-forwarder"
 	ADAPTOR_PID=$LAST_PID
@@ -170,7 +176,7 @@ pb_field() { printf '%s%s%s' "$(varint $((($1 << 3) | 2)))" "$(varint $((${#2} /
 
 # ctl_call SOCKET SERVICE METHOD PAYLOAD_HEX: our generic client; sets CALL_OUT and CALL_RC.
 ctl_call() {
-	CALL_OUT=$("$BIN/peerpodctl" call --address "$1" --service "$2" --method "$3" --payload-hex "$4" 2>&1)
+	CALL_OUT=$(timeout -k 5 "$CALL_LIMIT" "$BIN/peerpodctl" call --address "$1" --service "$2" --method "$3" --payload-hex "$4" 2>&1)
 	CALL_RC=$?
 }
 
@@ -240,7 +246,7 @@ client_checks() {
 	WANT_MESSAGE=$UNKNOWN_METHOD_TEXT expect_call_error "unknown method" "$UNKNOWN_CODE" "$sock" hypervisor.Hypervisor NoSuchMethod ""
 	WANT_MESSAGE=$UNKNOWN_SERVICE_TEXT expect_call_error "unknown service" "$UNKNOWN_CODE" "$sock" no.Such Version ""
 
-	out=$("$BIN/peerpodctl" --socket "$sock" version 2>&1) || fail "peerpodctl version: $out"
+	out=$(timeout -k 5 "$CALL_LIMIT" "$BIN/peerpodctl" --socket "$sock" version 2>&1) || fail "peerpodctl version: $out"
 	grep -q '0\.0\.0' <<<"$out" || fail "peerpodctl version did not print 0.0.0: $out"
 	pass "peerpodctl version"
 }

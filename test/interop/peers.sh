@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib.sh"
 
 need_peers all
 
-"$PEERS/go-golden" || fail "Go ttrpc does not match the golden frames"
+peer go-golden || fail "Go ttrpc does not match the golden frames"
 pass "Go ttrpc client and server = WIRE 1.10 golden frames"
 
 start go-hvserver "$PEERS/go-hvserver" -socket "$T/go-hv.sock" -pods-dir "$T/pods" -record "$T/go-hv.jsonl"
@@ -17,12 +17,12 @@ wait_socket "$T/go-hv.sock" "$LAST_PID" go-hvserver
 start rust-hvserver "$PEERS/rust-hvserver" -socket "$T/rust-hv.sock" -pods-dir "$T/pods" -record "$T/rust-hv.jsonl"
 wait_socket "$T/rust-hv.sock" "$LAST_PID" rust-hvserver
 
-"$PEERS/go-golden" -server "$T/rust-hv.sock" || fail "ttrpc-rust server answers to golden requests"
+peer go-golden -server "$T/rust-hv.sock" || fail "ttrpc-rust server answers to golden requests"
 pass "ttrpc-rust server answers golden requests"
 
 # runtime-rs pattern, recorded by the Go server.
 sid=$(new_sid)
-out=$("$PEERS/rust-hvclient" -socket "$T/go-hv.sock" -metadata k=v lifecycle -id "$sid") || fail "rust-hvclient: $out"
+out=$(peer rust-hvclient -socket "$T/go-hv.sock" -metadata k=v lifecycle -id "$sid") || fail "rust-hvclient: $out"
 expect_eq "rust-hvclient calls" "$(jq -r .method "$T/go-hv.jsonl" | tr '\n' ' ')" "CreateVM StartVM StopVM "
 expect_eq "rust-hvclient stream ids" "$(jq -r .stream_id "$T/go-hv.jsonl" | tr '\n' ' ')" "1 3 5 "
 expect_eq "rust-hvclient uses one connection" "$(jq -r .conn "$T/go-hv.jsonl" | sort -u | wc -l)" 1
@@ -31,7 +31,7 @@ expect_eq "rust-hvclient metadata" "$(jq -c .metadata "$T/go-hv.jsonl" | sort -u
 
 # Go shim pattern, recorded by the Rust server (which appends: drop the golden checks' requests).
 : >"$T/rust-hv.jsonl"
-out=$("$PEERS/go-hvclient" -socket "$T/rust-hv.sock" lifecycle -id "$sid") || fail "go-hvclient: $out"
+out=$(peer go-hvclient -socket "$T/rust-hv.sock" lifecycle -id "$sid") || fail "go-hvclient: $out"
 expect_eq "go-hvclient calls" "$(jq -r .method "$T/rust-hv.jsonl" | tr '\n' ' ')" "CreateVM StartVM StopVM "
 expect_eq "go-hvclient stream ids" "$(jq -r .stream_id "$T/rust-hv.jsonl" | tr '\n' ' ')" "1 1 1 "
 start_vm=$(jq -r 'select(.method=="StartVM").timeout_nano' "$T/rust-hv.jsonl")
@@ -45,18 +45,19 @@ start go-agent "$PEERS/go-agent" -socket "$T/agent.sock" -record "$T/agent.jsonl
 wait_socket "$T/agent.sock" "$LAST_PID" go-agent
 start go-agentproxy "$PEERS/go-agentproxy" -listen "$T/proxy.sock" -upstream "$T/agent.sock"
 wait_socket "$T/proxy.sock" "$LAST_PID" go-agentproxy
-"$PEERS/go-agentclient" run -socket "$T/proxy.sock" -sent "$T/sent.jsonl" -metadata k=v >"$T/run.jsonl" ||
+peer go-agentclient run -socket "$T/proxy.sock" -sent "$T/sent.jsonl" -metadata k=v >"$T/run.jsonl" ||
 	fail "go-agentclient through go-agentproxy: $(tail -n 2 "$T/run.jsonl")"
-"$PEERS/go-agentclient" verify -sent "$T/sent.jsonl" -recorded "$T/agent.jsonl" || fail "verify through the reference relay"
+peer go-agentclient verify -sent "$T/sent.jsonl" -recorded "$T/agent.jsonl" || fail "verify through the reference relay"
 pass "agent-path checker accepts a correct relay"
 
 start go-agent2 "$PEERS/go-agent" -socket "$T/agent2.sock" -record "$T/agent2.jsonl"
 wait_socket "$T/agent2.sock" "$LAST_PID" go-agent2
-"$PEERS/go-agentclient" run -socket "$T/agent2.sock" -sent "$T/sent2.jsonl" >/dev/null || fail "go-agentclient direct"
-if out=$("$PEERS/go-agentclient" verify -sent "$T/sent2.jsonl" -recorded "$T/agent2.jsonl"); then
+peer go-agentclient run -socket "$T/agent2.sock" -sent "$T/sent2.jsonl" >/dev/null || fail "go-agentclient direct"
+if out=$(peer go-agentclient verify -sent "$T/sent2.jsonl" -recorded "$T/agent2.jsonl"); then
 	fail "verify accepted requests that were not rewritten"
 fi
-grep -q 'dns entries reached the agent' <<<"$out" && grep -q 'network:/run/netns/podns' <<<"$out" ||
+if ! grep -q 'dns entries reached the agent' <<<"$out" || ! grep -q 'network:/run/netns/podns' <<<"$out"; then
 	fail "verify did not name the missing rewrites: $out"
+fi
 pass "agent-path checker rejects a relay without rewrites"
 echo "peers: all checks passed"

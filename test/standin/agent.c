@@ -452,8 +452,7 @@ static const struct method methods[] = {
 
 /* ---- dispatch ---- */
 
-/* What the client sent as timeout_nano, recovered from the absolute deadline the server keeps;
- * rounded to whole milliseconds, which absorbs the time spent between receipt and here. */
+/* Record the request as received, then run its handler. */
 static void dispatch(struct ttrpc_call *call, const uint8_t *payload, size_t len, void *userdata)
 {
 	struct binding *b = userdata;

@@ -78,7 +78,12 @@ pub fn parse(b: &[u8]) -> Result<Vec<Field>, String> {
         if num == 0 {
             return Err("field number 0".to_string());
         }
-        let mut f = Field { num, wire, varint: 0, data: Vec::new() };
+        let mut f = Field {
+            num,
+            wire,
+            varint: 0,
+            data: Vec::new(),
+        };
         match wire {
             0 => f.varint = get_varint(b, &mut off)?,
             1 | 5 => {
@@ -154,7 +159,10 @@ pub struct Flags {
 
 impl Flags {
     pub fn parse(argv: &[String], booleans: &[&str]) -> Result<Flags, String> {
-        let mut flags = Flags { values: HashMap::new(), args: Vec::new() };
+        let mut flags = Flags {
+            values: HashMap::new(),
+            args: Vec::new(),
+        };
         let mut i = 0;
         while i < argv.len() {
             let a = &argv[i];
@@ -173,13 +181,20 @@ impl Flags {
                     (body.to_string(), v.clone())
                 }
             };
-            flags.values.entry(name).or_insert_with(Vec::new).push(value);
+            flags
+                .values
+                .entry(name)
+                .or_insert_with(Vec::new)
+                .push(value);
         }
         Ok(flags)
     }
 
     pub fn get(&self, name: &str, default: &str) -> String {
-        self.values.get(name).and_then(|v| v.last().cloned()).unwrap_or_else(|| default.to_string())
+        self.values
+            .get(name)
+            .and_then(|v| v.last().cloned())
+            .unwrap_or_else(|| default.to_string())
     }
 
     pub fn all(&self, name: &str) -> Vec<String> {
@@ -204,7 +219,13 @@ impl Flags {
 
 /// Parses a Go-style duration ("600s", "1s", "500ms", "2m", "0") into nanoseconds.
 pub fn parse_duration_ns(s: &str) -> Result<i64, String> {
-    let units: [(&str, f64); 5] = [("ms", 1e6), ("us", 1e3), ("ns", 1.0), ("s", 1e9), ("m", 60e9)];
+    let units: [(&str, f64); 5] = [
+        ("ms", 1e6),
+        ("us", 1e3),
+        ("ns", 1.0),
+        ("s", 1e9),
+        ("m", 60e9),
+    ];
     if s == "0" {
         return Ok(0);
     }
@@ -249,7 +270,9 @@ pub fn call(
     req.set_metadata(md);
     match client.request(req) {
         Ok(resp) => Ok(resp.get_payload().to_vec()),
-        Err(ttrpc::Error::RpcStatus(st)) => Err((st.get_code() as i32, st.get_message().to_string())),
+        Err(ttrpc::Error::RpcStatus(st)) => {
+            Err((st.get_code() as i32, st.get_message().to_string()))
+        }
         Err(e) => Err((-1, e.to_string())),
     }
 }

@@ -15,7 +15,12 @@ const USAGE: &str = "usage: rust-hvclient -socket PATH [-metadata k=v]... COMMAN
 ";
 
 fn fail(call: &str, code: i32, msg: &str) -> ! {
-    println!("{{\"call\":{},\"ok\":false,\"code\":{},\"message\":{}}}", json_str(call), code, json_str(msg));
+    println!(
+        "{{\"call\":{},\"ok\":false,\"code\":{},\"message\":{}}}",
+        json_str(call),
+        code,
+        json_str(msg)
+    );
     exit(1);
 }
 
@@ -66,7 +71,10 @@ impl Session {
         put_str(&mut req, 1, b"0.0.0");
         let resp = self.call("Version", req, 0);
         let v = parse(&resp).map(|f| get_str(&f, 1)).unwrap_or_default();
-        println!("{{\"call\":\"Version\",\"ok\":true,\"version\":{}}}", json_str(&v));
+        println!(
+            "{{\"call\":\"Version\",\"ok\":true,\"version\":{}}}",
+            json_str(&v)
+        );
     }
 
     fn create(&mut self, id: &str, annotations: &[(String, String)], netns: &str) -> String {
@@ -118,7 +126,11 @@ fn check_agent(path: &str) {
     match call(&client, HEALTH, "Check", Vec::new(), 30_000_000_000, &[]) {
         Ok(resp) => {
             let st = parse(&resp).map(|f| get_uint(&f, 1)).unwrap_or(0);
-            println!("{{\"call\":\"grpc.Health/Check\",\"ok\":{},\"status\":{}}}", st == 1, st);
+            println!(
+                "{{\"call\":\"grpc.Health/Check\",\"ok\":{},\"status\":{}}}",
+                st == 1,
+                st
+            );
             if st != 1 {
                 exit(1);
             }
@@ -165,7 +177,11 @@ fn main() {
             exit(2)
         })
     };
-    let mut s = Session { socket: flags.get("socket", "/run/peerpod/hypervisor.sock"), metadata, client: None };
+    let mut s = Session {
+        socket: flags.get("socket", "/run/peerpod/hypervisor.sock"),
+        metadata,
+        client: None,
+    };
     match cmd {
         "version" => s.version(),
         "create" => {

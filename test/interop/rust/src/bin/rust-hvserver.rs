@@ -43,9 +43,16 @@ impl Handler {
             Kind::CreateVM => {
                 let id = get_str(&fields, 1);
                 if id.is_empty() {
-                    return Err(status_error(ttrpc::Code::UNKNOWN, "empty sandbox id".to_string()));
+                    return Err(status_error(
+                        ttrpc::Code::UNKNOWN,
+                        "empty sandbox id".to_string(),
+                    ));
                 }
-                put_str(&mut out, 1, format!("{}/{}/agent.ttrpc", self.pods_dir, id).as_bytes());
+                put_str(
+                    &mut out,
+                    1,
+                    format!("{}/{}/agent.ttrpc", self.pods_dir, id).as_bytes(),
+                );
             }
             Kind::Empty => {}
             Kind::HealthCheck => put_uint(&mut out, 1, 1),
@@ -124,7 +131,13 @@ fn main() {
     for (service, method, kind) in table.iter() {
         methods.insert(
             format!("/{}/{}", service, method),
-            Box::new(Handler { service, method, kind: *kind, pods_dir: pods_dir.clone(), record: record.clone() }),
+            Box::new(Handler {
+                service,
+                method,
+                kind: *kind,
+                pods_dir: pods_dir.clone(),
+                record: record.clone(),
+            }),
         );
     }
     let _ = std::fs::remove_file(&socket);
@@ -132,7 +145,10 @@ fn main() {
         eprintln!("listen {}: {}", socket, e);
         exit(1)
     });
-    let mut server = ttrpc::Server::new().add_listener(listener.into_raw_fd()).unwrap().register_service(methods);
+    let mut server = ttrpc::Server::new()
+        .add_listener(listener.into_raw_fd())
+        .unwrap()
+        .register_service(methods);
     if let Err(e) = server.start() {
         eprintln!("start: {:?}", e);
         exit(1);
