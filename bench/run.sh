@@ -26,7 +26,7 @@ wait_sock() { for _ in $(seq 200); do [[ -S $1 ]] && return 0; sleep 0.05; done;
 say() { echo "bench: $*" >&2; }
 
 say "building the Go reference peers"
-PP_BUILD=$build "$root/test/interop/build.sh" >&2
+PP_BUILD=$build bash "$root/test/interop/build.sh" >&2
 go_hvserver=$build/interop/go-hvserver
 
 # ---- 1. Version round trip ----

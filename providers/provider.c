@@ -2,9 +2,11 @@
 #include "provider.h"
 
 extern const struct provider_ops local_provider_ops;
+extern const struct provider_ops libvirt_provider_ops;
 
 const struct provider_ops *const provider_table[] = {
     &local_provider_ops,
+    &libvirt_provider_ops,
     NULL,
 };
 

@@ -277,16 +277,16 @@ static char *body_excerpt(const struct buf *b)
 static int setup_handle(CURL *h, const struct http_request *req, struct curl_slist *hdrs,
 			struct attempt *a, char *errbuf)
 {
-	int64_t connect_ns = req->connect_timeout_ns > 0 ? req->connect_timeout_ns
-							 : HTTP_DEFAULT_CONNECT_TIMEOUT_NS;
+	int64_t connect_ns =
+	    req->connect_timeout_ns > 0 ? req->connect_timeout_ns : HTTP_DEFAULT_CONNECT_TIMEOUT_NS;
 	int64_t total_ns = req->timeout_ns > 0 ? req->timeout_ns : HTTP_DEFAULT_TIMEOUT_NS;
 	const char *method = req->method ? req->method : "GET";
 	CURLcode c = CURLE_OK;
 
-#define SET(opt, val)                                         \
-	do {                                                  \
-		if (c == CURLE_OK)                            \
-			c = curl_easy_setopt(h, opt, val);    \
+#define SET(opt, val)                                      \
+	do {                                               \
+		if (c == CURLE_OK)                         \
+			c = curl_easy_setopt(h, opt, val); \
 	} while (0)
 	SET(CURLOPT_URL, req->url);
 	SET(CURLOPT_NOSIGNAL, 1L);
@@ -301,8 +301,8 @@ static int setup_handle(CURL *h, const struct http_request *req, struct curl_sli
 	SET(CURLOPT_HEADERDATA, a);
 	SET(CURLOPT_ERRORBUFFER, errbuf);
 	SET(CURLOPT_HTTPHEADER, hdrs);
-	/* The proxy environment must not redirect link-local metadata traffic. */
-	SET(CURLOPT_NOPROXY, "*");
+	if (req->no_proxy)
+		SET(CURLOPT_NOPROXY, "*");
 	if (req->ca_file)
 		SET(CURLOPT_CAINFO, req->ca_file);
 	if (strcmp(method, "HEAD") == 0)
@@ -396,8 +396,8 @@ int http_request(const struct http_request *req, struct http_response *ret,
 	    .req = req,
 	    .max_body = req->max_body_bytes ? req->max_body_bytes : HTTP_DEFAULT_MAX_BODY_BYTES,
 	};
-	int64_t backoff_max = req->backoff_max_ns > 0 ? req->backoff_max_ns
-						      : HTTP_DEFAULT_BACKOFF_MAX_NS;
+	int64_t backoff_max =
+	    req->backoff_max_ns > 0 ? req->backoff_max_ns : HTTP_DEFAULT_BACKOFF_MAX_NS;
 	for (unsigned attempt = 0;; attempt++) {
 		attempt_reset(&a);
 		char errbuf[CURL_ERROR_SIZE] = "";
@@ -438,8 +438,8 @@ int http_request(const struct http_request *req, struct http_response *ret,
 					e = m;
 			} else if (r == -EMSGSIZE)
 				e = pp_error_set(reterr, r,
-						 "%s %s: response body larger than %zu bytes", method,
-						 shown, a.max_body);
+						 "%s %s: response body larger than %zu bytes",
+						 method, shown, a.max_body);
 			else
 				e = pp_error_set(reterr, r, "%s %s: %s", method, shown,
 						 errbuf[0] ? errbuf : curl_easy_strerror(c));
@@ -447,8 +447,8 @@ int http_request(const struct http_request *req, struct http_response *ret,
 			return e;
 		}
 
-		int64_t delay = http_backoff_ns(attempt, req->backoff_initial_ns, backoff_max,
-						random_u64());
+		int64_t delay =
+		    http_backoff_ns(attempt, req->backoff_initial_ns, backoff_max, random_u64());
 		int64_t server_ns;
 		if (a.retry_after &&
 		    http_parse_retry_after(a.retry_after, now_realtime_ns(), &server_ns) >= 0)

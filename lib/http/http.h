@@ -36,6 +36,8 @@ struct http_request {
 	const char *const *capture_headers;
 	size_t n_capture_headers;
 	const char *ca_file; /* PEM bundle for https; NULL = system default */
+	/* Ignore the proxy environment (http_proxy, ...), e.g. for link-local metadata services. */
+	bool no_proxy;
 	/* Treat every HTTP status as success (the caller inspects it); default: non-2xx fails. */
 	bool accept_any_status;
 };
@@ -46,8 +48,8 @@ struct http_response_header {
 };
 
 struct http_response {
-	long status;   /* 0 if no response was received */
-	char *body;    /* NUL-terminated (the NUL is not counted); never NULL after a response */
+	long status; /* 0 if no response was received */
+	char *body;  /* NUL-terminated (the NUL is not counted); never NULL after a response */
 	size_t body_len;
 	struct http_response_header *headers; /* captured headers of the last attempt */
 	size_t n_headers;

@@ -25,11 +25,14 @@
  * at its end), as OpenSSL requires. */
 #define SSL_WRITE_MAX_BYTES (1u << 30)
 #define TLS_READ_BUFFER_BYTES (256u * 1024)
+/* TLS records gathered before one send: 16 records of 16 KiB. */
+#define TLS_WRITE_BUFFER_BYTES (256u * 1024)
 
 struct ttrpc_conn {
 	struct loop *loop;
 	int fd;
 	SSL *ssl;
+	struct sock_bio *sbio; /* the SSL's socket BIO, which may hold records not yet sent */
 	struct loop_source *io;
 	struct loop_source *timer; /* handshake timeout */
 	struct loop_source *kick;  /* deferred work: on_ready, on_drain, resumed input, close */
@@ -63,28 +66,150 @@ struct ttrpc_conn {
 	bool dead : 1; /* freed by the owner */
 };
 
-/* ---- a socket BIO that never raises SIGPIPE ---- */
+/* ---- a socket BIO that never raises SIGPIPE and coalesces records ---- */
 
 /* OpenSSL's own socket BIO writes with write(2), which kills a process that has not ignored
- * SIGPIPE when the peer is gone; this one uses send(MSG_NOSIGNAL). */
+ * SIGPIPE when the peer is gone; this one uses send(MSG_NOSIGNAL). It also gathers the records
+ * of one SSL_write burst (16 KiB each) and sends them with one call on BIO_flush or when its
+ * buffer is full: on this platform a syscall costs more than copying the record. Everything that
+ * writes through it must flush afterwards (the handshake and alerts do so inside OpenSSL, the conn
+ * after SSL_write). */
+struct sock_bio {
+	int fd;
+	/* Set by the conn, which flushes after writing; other users (the dialer's caller, tests)
+	 * get a plain pass-through BIO. */
+	bool coalesce;
+	uint8_t *buf; /* TLS_WRITE_BUFFER_BYTES, allocated on first write */
+	size_t start, end;
+};
+
 static BIO_METHOD *sock_method;
+static int sock_method_type;
 static pthread_once_t sock_method_once = PTHREAD_ONCE_INIT;
 
-static int sock_bio_fd(BIO *b)
+static struct sock_bio *sock_bio_get(BIO *b)
 {
-	return (int)(intptr_t)BIO_get_data(b);
+	return BIO_get_data(b);
+}
+
+static size_t sock_bio_buffered(const struct sock_bio *s)
+{
+	return s->end - s->start;
+}
+
+/* One send(msg) of the buffered bytes followed by data (may be empty); EINTR retried. Returns
+ * the bytes sent or -errno. */
+static ssize_t sock_bio_send(struct sock_bio *s, const void *data, size_t len)
+{
+	struct iovec iov[2] = {
+	    {s->buf + s->start, sock_bio_buffered(s)},
+	    {(void *)data, len},
+	};
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = len > 0 ? 2 : 1};
+	if (iov[0].iov_len == 0) {
+		mh.msg_iov = iov + 1;
+		mh.msg_iovlen = 1;
+	}
+	for (;;) {
+		ssize_t r = sendmsg(s->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (r >= 0)
+			return r;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+/* Consume n sent bytes from the buffer first; returns how many of them came from beyond it. */
+static size_t sock_bio_consume(struct sock_bio *s, size_t n)
+{
+	size_t from_buf = MIN(n, sock_bio_buffered(s));
+	s->start += from_buf;
+	if (s->start == s->end)
+		s->start = s->end = 0;
+	return n - from_buf;
+}
+
+/* Copy as much of data as fits behind the buffered bytes; returns the bytes taken. */
+static size_t sock_bio_take(struct sock_bio *s, const char *data, size_t len)
+{
+	if (!s->buf) {
+		s->buf = malloc(TLS_WRITE_BUFFER_BYTES);
+		if (!s->buf)
+			return 0;
+	}
+	if (s->start > 0 && TLS_WRITE_BUFFER_BYTES - s->end < len) {
+		memmove(s->buf, s->buf + s->start, sock_bio_buffered(s));
+		s->end -= s->start;
+		s->start = 0;
+	}
+	size_t n = MIN(len, TLS_WRITE_BUFFER_BYTES - s->end);
+	memcpy(s->buf + s->end, data, n);
+	s->end += n;
+	return n;
 }
 
 static int sock_bio_write(BIO *b, const char *data, int len)
 {
+	struct sock_bio *s = sock_bio_get(b);
+	size_t n = (size_t)MAX(len, 0), done = 0;
+
 	BIO_clear_retry_flags(b);
-	ssize_t r;
-	do
-		r = send(sock_bio_fd(b), data, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT);
-	while (r < 0 && errno == EINTR);
-	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+	if (n == 0)
+		return 0;
+	if (!s->coalesce && sock_bio_buffered(s) == 0) {
+		ssize_t r = sock_bio_send(s, data, n);
+		if (r >= 0)
+			return (int)r;
+		if (r == -EAGAIN || r == -EWOULDBLOCK)
+			BIO_set_retry_write(b);
+		errno = (int)-r;
+		return -1;
+	}
+	if (sock_bio_buffered(s) + n > TLS_WRITE_BUFFER_BYTES) {
+		/* Full: send the buffer and as much of this write as the socket takes in one
+		 * call, rather than copying a write that is sent anyway. */
+		ssize_t r = sock_bio_send(s, data, n);
+		if (r < 0 && r != -EAGAIN && r != -EWOULDBLOCK) {
+			errno = (int)-r;
+			return -1;
+		}
+		if (r > 0)
+			done = sock_bio_consume(s, (size_t)r);
+	}
+	done += sock_bio_take(s, data + done, n - done);
+	if (done == 0) {
+		if (!s->buf) {
+			errno = ENOMEM;
+			return -1;
+		}
 		BIO_set_retry_write(b);
-	return (int)r;
+		errno = EAGAIN;
+		return -1;
+	}
+	return (int)done;
+}
+
+/* 1 when everything buffered is on the wire, 0 (retry set) when the socket is full, -1 on
+ * error with errno set. */
+static long sock_bio_flush(BIO *b)
+{
+	struct sock_bio *s = sock_bio_get(b);
+
+	BIO_clear_retry_flags(b);
+	while (sock_bio_buffered(s) > 0) {
+		ssize_t r = sock_bio_send(s, NULL, 0);
+		if (r == -EAGAIN || r == -EWOULDBLOCK) {
+			BIO_set_retry_write(b);
+			errno = EAGAIN;
+			return 0;
+		}
+		if (r < 0) {
+			errno = (int)-r;
+			return -1;
+		}
+		sock_bio_consume(s, (size_t)r);
+	}
+	return 1;
 }
 
 static int sock_bio_read(BIO *b, char *data, int len)
@@ -92,7 +217,7 @@ static int sock_bio_read(BIO *b, char *data, int len)
 	BIO_clear_retry_flags(b);
 	ssize_t r;
 	do
-		r = recv(sock_bio_fd(b), data, (size_t)len, MSG_DONTWAIT);
+		r = recv(sock_bio_get(b)->fd, data, (size_t)len, MSG_DONTWAIT);
 	while (r < 0 && errno == EINTR);
 	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		BIO_set_retry_read(b);
@@ -106,12 +231,19 @@ static int sock_bio_puts(BIO *b, const char *s)
 
 static long sock_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
+	struct sock_bio *s = sock_bio_get(b);
+
 	switch (cmd) {
 	case BIO_C_GET_FD:
 		if (ptr)
-			*(int *)ptr = sock_bio_fd(b);
-		return sock_bio_fd(b);
+			*(int *)ptr = s->fd;
+		return s->fd;
 	case BIO_CTRL_FLUSH:
+		return sock_bio_flush(b);
+	case BIO_CTRL_WPENDING:
+		return (long)sock_bio_buffered(s);
+	case BIO_CTRL_PENDING:
+		return 0;
 	case BIO_CTRL_DUP:
 		return 1;
 	default:
@@ -121,25 +253,53 @@ static long sock_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 
 static int sock_bio_create(BIO *b)
 {
-	BIO_set_data(b, (void *)(intptr_t)-1);
+	struct sock_bio *s = calloc(1, sizeof(*s));
+	if (!s)
+		return 0;
+	s->fd = -EBADF;
+	BIO_set_data(b, s);
 	BIO_set_init(b, 1);
+	return 1;
+}
+
+static int sock_bio_destroy(BIO *b)
+{
+	struct sock_bio *s = b ? sock_bio_get(b) : NULL;
+	if (s) {
+		free(s->buf);
+		free(s);
+		BIO_set_data(b, NULL);
+	}
 	return 1;
 }
 
 static void sock_method_init(void)
 {
-	BIO_METHOD *m = BIO_meth_new(
-	    BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "ttrpc socket");
+	int type = BIO_get_new_index();
+	if (type < 0)
+		return;
+	type |= BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR;
+	BIO_METHOD *m = BIO_meth_new(type, "ttrpc socket");
 	if (!m)
 		return;
 	if (BIO_meth_set_write(m, sock_bio_write) != 1 ||
 	    BIO_meth_set_read(m, sock_bio_read) != 1 || BIO_meth_set_puts(m, sock_bio_puts) != 1 ||
 	    BIO_meth_set_ctrl(m, sock_bio_ctrl) != 1 ||
-	    BIO_meth_set_create(m, sock_bio_create) != 1) {
+	    BIO_meth_set_create(m, sock_bio_create) != 1 ||
+	    BIO_meth_set_destroy(m, sock_bio_destroy) != 1) {
 		BIO_meth_free(m);
 		return;
 	}
+	sock_method_type = type;
 	sock_method = m;
+}
+
+static struct sock_bio *ssl_sock_bio(SSL *ssl)
+{
+	BIO *b = ssl ? SSL_get_wbio(ssl) : NULL;
+	if (!b || !sock_method || BIO_method_type(b) != sock_method_type)
+		return NULL;
+	return sock_bio_get(b);
 }
 
 int ttrpc_ssl_set_socket(struct ssl_st *ssl, int fd)
@@ -147,13 +307,18 @@ int ttrpc_ssl_set_socket(struct ssl_st *ssl, int fd)
 	pthread_once(&sock_method_once, sock_method_init);
 	if (!sock_method)
 		return -ENOMEM;
-	BIO *b = BIO_new(sock_method);
-	if (!b)
-		return -ENOMEM;
-	BIO_set_data(b, (void *)(intptr_t)fd);
-	/* Replacing the BIO of an established session is safe: socket BIOs buffer nothing (read
-	 * ahead data lives in the SSL object, which moves with it). */
-	SSL_set_bio(ssl, b, b);
+	/* Already ours on this socket (the dialer or acceptor attached it): keep it, with any
+	 * records it still holds. */
+	struct sock_bio *old = ssl_sock_bio(ssl);
+	if (!old || old->fd != fd || SSL_get_rbio(ssl) != SSL_get_wbio(ssl)) {
+		BIO *b = BIO_new(sock_method);
+		if (!b)
+			return -ENOMEM;
+		sock_bio_get(b)->fd = fd;
+		/* Replacing another BIO is safe only because none of ours has buffered output
+		 * on a different socket; read-ahead data lives in the SSL object, which keeps it. */
+		SSL_set_bio(ssl, b, b);
+	}
 	/* Read ahead in large chunks: without it every 16 KiB record costs two recv calls (header,
 	 * body). Data read ahead raises no epoll event; the conn's first kick and its
 	 * SSL_has_pending check pick it up. */
@@ -184,9 +349,21 @@ static bool release(struct ttrpc_conn *c)
 	return c->dead;
 }
 
-static size_t pending(const struct ttrpc_conn *c)
+/* Queued plaintext, not yet passed to the socket or SSL_write. */
+static size_t out_pending(const struct ttrpc_conn *c)
 {
 	return c->out.len - c->out_start;
+}
+
+static size_t bio_pending(const struct ttrpc_conn *c)
+{
+	return c->sbio ? sock_bio_buffered(c->sbio) : 0;
+}
+
+/* Everything not yet handed to the kernel. */
+static size_t pending(const struct ttrpc_conn *c)
+{
+	return out_pending(c) + bio_pending(c);
 }
 
 static size_t buffered(const struct ttrpc_conn *c)
@@ -216,7 +393,8 @@ static void update_events(struct ttrpc_conn *c)
 	else {
 		if ((!c->read_paused && !c->ready_pending) || c->write_wants_read)
 			ev |= EPOLLIN;
-		if ((pending(c) && !c->write_wants_read) || c->read_wants_write)
+		if ((out_pending(c) && !c->write_wants_read) || bio_pending(c) ||
+		    c->read_wants_write)
 			ev |= EPOLLOUT;
 	}
 	if (ev != c->events && loop_source_set_io_events(c->io, ev) >= 0)
@@ -278,17 +456,20 @@ static void out_compact(struct ttrpc_conn *c)
 /* Write as much queued output as the socket takes. 0 when done or blocked, <0 on error. */
 static int flush(struct ttrpc_conn *c)
 {
-	while (pending(c) > 0) {
+	bool blocked = false;
+	while (out_pending(c) > 0) {
 		const uint8_t *p = c->out.data + c->out_start;
-		size_t n = pending(c);
+		size_t n = out_pending(c);
 		if (c->ssl) {
 			ERR_clear_error();
 			errno = 0;
 			int r = SSL_write(c->ssl, p, (int)MIN(n, SSL_WRITE_MAX_BYTES));
 			if (r <= 0) {
 				int e = SSL_get_error(c->ssl, r);
-				if (e == SSL_ERROR_WANT_WRITE)
+				if (e == SSL_ERROR_WANT_WRITE) {
+					blocked = true; /* the BIO just found the socket full */
 					break;
+				}
 				if (e == SSL_ERROR_WANT_READ) {
 					c->write_wants_read = true;
 					break;
@@ -307,6 +488,13 @@ static int flush(struct ttrpc_conn *c)
 				return -errno;
 			}
 			c->out_start += (size_t)r;
+		}
+	}
+	if (!blocked && bio_pending(c) > 0) {
+		errno = 0;
+		if (BIO_flush(SSL_get_wbio(c->ssl)) < 0) {
+			c->ssl_failed = true;
+			return errno > 0 ? -errno : -EIO;
 		}
 	}
 	out_compact(c);
@@ -769,6 +957,9 @@ int ttrpc_conn_new(struct loop *l, int fd, struct ssl_st *ssl, int64_t handshake
 		return r;
 	}
 	c->ssl = ssl;
+	c->sbio = ssl_sock_bio(ssl);
+	if (c->sbio)
+		c->sbio->coalesce = true;
 	*ret = c;
 	return 0;
 }
@@ -789,6 +980,7 @@ struct ttrpc_conn *ttrpc_conn_free(struct ttrpc_conn *c)
 		ERR_clear_error();
 		SSL_free(c->ssl);
 		c->ssl = NULL;
+		c->sbio = NULL;
 	}
 	c->closed = true;
 	c->fd = safe_close(c->fd);

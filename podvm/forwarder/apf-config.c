@@ -1,5 +1,6 @@
 /* apf.json (WIRE.md 4.2): the per-pod configuration the adaptor hands to the forwarder, parsed
- * strictly by type but leniently by shape, like Go's encoding/json into a struct. */
+ * strictly by type but leniently by shape, like Go's encoding/json into a struct. The
+ * pod-network object is read into lib/netns's model. */
 #include "forwarder.h"
 
 #include <arpa/inet.h>
@@ -528,33 +529,11 @@ int apf_config_load(const char *path, struct apf_config *ret, char **ret_msg)
 	return r;
 }
 
-static void pod_network_done(struct apf_pod_network *n)
-{
-	free(n->podip);
-	free(n->pod_hw_addr);
-	free(n->interface);
-	free(n->worker_node_ip);
-	free(n->tunnel_type);
-	for (size_t i = 0; i < n->n_routes; i++) {
-		free(n->routes[i].dst);
-		free(n->routes[i].gw);
-		free(n->routes[i].dev);
-	}
-	free(n->routes);
-	for (size_t i = 0; i < n->n_neighbors; i++) {
-		free(n->neighbors[i].ip);
-		free(n->neighbors[i].hw_addr);
-		free(n->neighbors[i].dev);
-	}
-	free(n->neighbors);
-	*n = (struct apf_pod_network){0};
-}
-
 void apf_config_done(struct apf_config *c)
 {
 	if (!c)
 		return;
-	pod_network_done(&c->pod_network);
+	netns_pod_network_done(&c->pod_network);
 	free(c->pod_namespace);
 	free(c->pod_name);
 	free_secret(c->tls_server_key);

@@ -9,6 +9,7 @@
 #include "base/base.h"
 #include "config/config.h"
 #include "loop/loop.h"
+#include "netns/netns.h"
 #include "tls/tls.h"
 #include "ttrpc/ttrpc.h"
 
@@ -16,66 +17,33 @@
 
 #define APF_CONFIG_MAX_BYTES (1u << 20)
 
-/* Kernel values (RTPROT_*, RT_SCOPE_*, NUD_*) so the network setup can pass them to netlink. */
-enum apf_route_protocol {
-	APF_ROUTE_PROTOCOL_UNSPEC = 0,
-	APF_ROUTE_PROTOCOL_KERNEL = 2,
-	APF_ROUTE_PROTOCOL_BOOT = 3,
-	APF_ROUTE_PROTOCOL_STATIC = 4,
-	APF_ROUTE_PROTOCOL_DHCP = 16,
-};
-enum apf_route_scope {
-	APF_ROUTE_SCOPE_UNIVERSE = 0,
-	APF_ROUTE_SCOPE_SITE = 200,
-	APF_ROUTE_SCOPE_LINK = 253,
-	APF_ROUTE_SCOPE_HOST = 254,
-	APF_ROUTE_SCOPE_NOWHERE = 255,
-};
-enum apf_neighbor_state {
-	APF_NEIGHBOR_NONE = 0x00,
-	APF_NEIGHBOR_INCOMPLETE = 0x01,
-	APF_NEIGHBOR_REACHABLE = 0x02,
-	APF_NEIGHBOR_STALE = 0x04,
-	APF_NEIGHBOR_DELAY = 0x08,
-	APF_NEIGHBOR_PROBE = 0x10,
-	APF_NEIGHBOR_FAILED = 0x20,
-	APF_NEIGHBOR_NOARP = 0x40,
-	APF_NEIGHBOR_PERMANENT = 0x80,
-};
-
-/* Strings are never NULL after a successful parse ("" when missing). */
-struct apf_route {
-	char *dst; /* prefix, "0.0.0.0/0" = default */
-	char *gw;  /* address or "" */
-	char *dev;
-	enum apf_route_protocol protocol;
-	enum apf_route_scope scope;
-};
-
-struct apf_neighbor {
-	char *ip;
-	char *hw_addr;
-	char *dev;
-	enum apf_neighbor_state state;
-};
-
-struct apf_pod_network {
-	char *podip;          /* address/prefix */
-	char *pod_hw_addr;    /* aa:bb:cc:dd:ee:ff */
-	char *interface;      /* pod interface name on the worker */
-	char *worker_node_ip; /* address/prefix */
-	char *tunnel_type;    /* "vxlan" */
-	struct apf_route *routes;
-	size_t n_routes;
-	struct apf_neighbor *neighbors;
-	size_t n_neighbors;
-	int64_t mtu;
-	int64_t index;
-	int64_t vxlan_port;
-	int64_t vxlan_id;
-	bool dedicated;
-	bool external_net_via_pod_vm;
-};
+/* The pod network model is lib/netns's, shared with the adaptor; the apf_ names stay for the
+ * callers that use them. */
+#define apf_pod_network netns_pod_network
+#define apf_route netns_route
+#define apf_neighbor netns_neighbor
+#define apf_route_protocol netns_route_protocol
+#define apf_route_scope netns_route_scope
+#define apf_neighbor_state netns_neighbor_state
+#define APF_ROUTE_PROTOCOL_UNSPEC NETNS_ROUTE_PROTOCOL_UNSPEC
+#define APF_ROUTE_PROTOCOL_KERNEL NETNS_ROUTE_PROTOCOL_KERNEL
+#define APF_ROUTE_PROTOCOL_BOOT NETNS_ROUTE_PROTOCOL_BOOT
+#define APF_ROUTE_PROTOCOL_STATIC NETNS_ROUTE_PROTOCOL_STATIC
+#define APF_ROUTE_PROTOCOL_DHCP NETNS_ROUTE_PROTOCOL_DHCP
+#define APF_ROUTE_SCOPE_UNIVERSE NETNS_ROUTE_SCOPE_UNIVERSE
+#define APF_ROUTE_SCOPE_SITE NETNS_ROUTE_SCOPE_SITE
+#define APF_ROUTE_SCOPE_LINK NETNS_ROUTE_SCOPE_LINK
+#define APF_ROUTE_SCOPE_HOST NETNS_ROUTE_SCOPE_HOST
+#define APF_ROUTE_SCOPE_NOWHERE NETNS_ROUTE_SCOPE_NOWHERE
+#define APF_NEIGHBOR_NONE NETNS_NEIGHBOR_NONE
+#define APF_NEIGHBOR_INCOMPLETE NETNS_NEIGHBOR_INCOMPLETE
+#define APF_NEIGHBOR_REACHABLE NETNS_NEIGHBOR_REACHABLE
+#define APF_NEIGHBOR_STALE NETNS_NEIGHBOR_STALE
+#define APF_NEIGHBOR_DELAY NETNS_NEIGHBOR_DELAY
+#define APF_NEIGHBOR_PROBE NETNS_NEIGHBOR_PROBE
+#define APF_NEIGHBOR_FAILED NETNS_NEIGHBOR_FAILED
+#define APF_NEIGHBOR_NOARP NETNS_NEIGHBOR_NOARP
+#define APF_NEIGHBOR_PERMANENT NETNS_NEIGHBOR_PERMANENT
 
 struct apf_config {
 	struct apf_pod_network pod_network;
@@ -197,6 +165,27 @@ static inline void forwarder_freep(struct forwarder **f)
 /* Counters for logs and tests. */
 uint64_t forwarder_n_rewritten(const struct forwarder *f);
 uint64_t forwarder_n_rejected(const struct forwarder *f);
+
+/* ---- pod network (WIRE.md 6.3) ---- */
+
+#define FORWARDER_PODNET_WAIT_NS (180 * NSEC_PER_SEC)
+#define FORWARDER_PODNET_MAX_MTU 1450
+
+struct forwarder_podnet_options {
+	const char *pod_netns;    /* NULL: FORWARDER_DEFAULT_POD_NETNS; created when missing */
+	const char *iptables;     /* NULL: "iptables" from PATH */
+	int64_t wait_timeout_ns;  /* per wait; 0: FORWARDER_PODNET_WAIT_NS */
+	int64_t poll_interval_ns; /* 0: 1 s */
+};
+
+/* Build the pod network from n in the calling thread's network namespace (the VM's root):
+ * wait for the primary interface and its IPv4 address, add the NOTRACK rules for the worker,
+ * create vxlan0 to worker-node-ip, move it into the pod netns as n->interface with the pod's
+ * MAC, MTU min(mtu, 1450), podip, routes and neighbours. On failure *ret_msg (malloc'd) says
+ * which step failed; what was made is left for the operator to inspect (the VM is
+ * single-purpose and a failed pod VM is deleted). -ETIMEDOUT when a wait runs out. */
+int forwarder_podnet_setup(const struct netns_pod_network *n,
+			   const struct forwarder_podnet_options *o, char **ret_msg);
 
 /* ---- systemd readiness ---- */
 

@@ -24,8 +24,22 @@ static void log_pod_network(const struct apf_config *cfg)
 		 n->podip, n->interface, n->worker_node_ip,
 		 str_empty(n->tunnel_type) ? "vxlan" : n->tunnel_type, n->vxlan_id, n->vxlan_port,
 		 n->n_routes, n->n_neighbors);
-	log_warning("pod network setup (WIRE.md 6.3) is not done by this build; the pod network "
-		    "namespace must be prepared by other means");
+}
+
+/* WIRE.md 6.3, before listening: the agent's containers join the pod netns built here. Only
+ * when the adaptor sent a pod IP (the local provider's forwarders get none). */
+static int setup_pod_network(const struct forwarder_options *o, const struct apf_config *cfg)
+{
+	if (str_empty(cfg->pod_network.podip))
+		return 0;
+	struct forwarder_podnet_options po = {.pod_netns = o->pod_namespace};
+	_cleanup_free_ char *msg = NULL;
+	int r = forwarder_podnet_setup(&cfg->pod_network, &po, &msg);
+	if (r < 0)
+		return log_error_errno(r, "pod network setup failed: %s", msg ? msg : strerror(-r));
+	log_info("pod network ready in %s",
+		 str_empty(o->pod_namespace) ? FORWARDER_DEFAULT_POD_NETNS : o->pod_namespace);
+	return 0;
 }
 
 static int run(const struct forwarder_options *o)
@@ -54,6 +68,8 @@ static int run(const struct forwarder_options *o)
 	}
 	logp_info(&fields, "agent-protocol-forwarder %s starting", PP_VERSION);
 	log_pod_network(&cfg);
+	if ((r = setup_pod_network(o, &cfg)) < 0)
+		return r;
 
 	_cleanup_(SSL_CTX_freep) SSL_CTX *ctx = NULL;
 	if (o->disable_tls)

@@ -30,18 +30,19 @@ MODULES=(virtio_pci virtio_net virtio_blk virtio_scsi virtio_console virtio_rng 
 HOST_PROGS=(/usr/sbin/ip /usr/sbin/xtables-legacy-multi)
 BUSYBOX=/bin/busybox
 
-t0=$(date +%s.%N)
-say() { printf '[podvm %6.2fs] %s\n' "$(echo "$(date +%s.%N) - $t0" | bc 2>/dev/null || echo 0)" "$*"; }
+t0=${EPOCHREALTIME/[.,]/}
+say() {
+	local now=${EPOCHREALTIME/[.,]/}
+	printf '[podvm %3d.%02ds] %s\n' $(((now - t0) / 1000000)) $(((now - t0) / 10000 % 100)) "$*"
+}
 die() {
 	echo "podvm: error: $*" >&2
 	exit 1
 }
 
-command -v bc >/dev/null || say() { printf '[podvm] %s\n' "$*"; }
-
 # ---- inputs ----
 if [[ -z $KVER ]]; then
-	k=$(ls /boot/vmlinuz-*-cloud-amd64 2>/dev/null | sort -V | tail -n 1 || true)
+	k=$(printf '%s\n' /boot/vmlinuz-*-cloud-amd64 | grep -v '\*' | sort -V | tail -n 1 || true)
 	[[ -n $k ]] || die "no /boot/vmlinuz-*-cloud-amd64: install linux-image-cloud-amd64 (scripts/deps.sh)"
 	KVER=${k#/boot/vmlinuz-}
 fi
@@ -49,8 +50,8 @@ VMLINUZ=/boot/vmlinuz-$KVER
 MODDIR=/lib/modules/$KVER
 [[ -r $VMLINUZ ]] || die "$VMLINUZ is missing or unreadable (Debian makes it 0600: run as root)"
 [[ -f $MODDIR/modules.dep ]] || die "$MODDIR/modules.dep is missing"
-[[ -x $BUSYBOX ]] && file_static=$($BUSYBOX 2>&1 | head -n 1) || die "no $BUSYBOX: install busybox-static"
-[[ $file_static == BusyBox* ]] || die "$BUSYBOX is not busybox"
+"$BUSYBOX" --list >/dev/null 2>&1 || die "no $BUSYBOX: install busybox-static"
+ldd "$BUSYBOX" >/dev/null 2>&1 && die "$BUSYBOX is dynamically linked: install busybox-static"
 for p in "${HOST_PROGS[@]}"; do [[ -x $p ]] || die "$p is missing (install iproute2 / iptables)"; done
 for v in FORWARDER PROCESS_USER_DATA KATA_AGENT; do
 	f=${!v}
@@ -95,7 +96,7 @@ progs=("$FORWARDER" "$PROCESS_USER_DATA" "$KATA_AGENT" "${HOST_PROGS[@]}")
 for p in "${progs[@]}"; do
 	if head -c 4 "$p" | grep -q 'ELF'; then libs_of "$p" >>"$work/libs"; fi
 done
-for x in /usr/lib/x86_64-linux-gnu/xtables/*.so; do libs_of "$x" >>"$work/libs"; done
+# iptables extensions (dlopened) need only libxtables and libc, which the program pulls in already.
 sort -u "$work/libs" | grep -v '/xtables/' >"$work/libs.sorted" || true
 
 # ---- cache: hash of every input ----
@@ -103,8 +104,10 @@ sort -u "$work/libs" | grep -v '/xtables/' >"$work/libs.sorted" || true
 	echo "kver $KVER"
 	echo "agent-args $KATA_AGENT_ARGS"
 	echo "qcow2-size $QCOW2_SIZE_MB"
+	mapfile -t kos <"$work/modules.order"
+	mapfile -t libs <"$work/libs.sorted"
 	sha256sum "$VMLINUZ" "$BUSYBOX" "$HERE"/build.sh "$HERE"/init "$HERE"/udhcpc.script \
-		"${progs[@]}" $(cat "$work/modules.order") $(cat "$work/libs.sorted") \
+		"${progs[@]}" "${kos[@]}" "${libs[@]}" \
 		/usr/lib/x86_64-linux-gnu/xtables/*.so | sed "s| $HERE/| podvm/image/|"
 } >"$work/inputs"
 hash=$(sha256sum "$work/inputs" | cut -d' ' -f1)
@@ -126,12 +129,10 @@ mknod -m 600 "$root"/dev/console c 5 1
 mknod -m 666 "$root"/dev/null c 1 3
 
 cp "$BUSYBOX" "$root"/bin/busybox
-"$BUSYBOX" --list-full | while read -r applet; do
-	[[ $applet == bin/busybox ]] && continue
-	[[ -e $root/$applet || -L $root/$applet ]] && continue
-	mkdir -p "$root/$(dirname "$applet")"
+while read -r applet; do
+	[[ $applet == bin/busybox || -e $root/$applet || -L $root/$applet ]] && continue
 	ln -s /bin/busybox "$root/$applet"
-done
+done < <("$BUSYBOX" --list-full)
 
 install_prog() { # SRC DEST
 	rm -f "$root/$2"

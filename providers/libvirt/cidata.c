@@ -2,6 +2,9 @@
  * so nothing touches the node's disk and no external tool (genisoimage) is needed. */
 #include <pthread.h>
 #include <time.h>
+#include <stdint.h>
+/* we read the image ourselves: no libburn, so libisofs declares struct burn_source */
+#define LIBISOFS_WITHOUT_LIBBURN 1
 #include <libisofs/libisofs.h>
 
 #include "libvirt-internal.h"
@@ -16,8 +19,7 @@ static void iso_setup(void)
 	iso_init_result = iso_init();
 	/* libraries never log: keep libisofs' messages off stderr */
 	if (iso_init_result >= 0)
-		(void)iso_set_msgs_severities((char *)"NEVER", (char *)"NEVER",
-					      (char *)"libisofs");
+		(void)iso_set_msgs_severities((char *)"NEVER", (char *)"NEVER", (char *)"libisofs");
 }
 
 static void iso_image_unrefp(IsoImage **p)
@@ -87,6 +89,8 @@ int libvirt_cidata_build(const char *user_data, const char *hostname, uint8_t **
 	iso_write_opts_set_rockridge(opts, 1);
 	iso_write_opts_set_joliet(opts, 1);
 	iso_write_opts_set_always_gmt(opts, 1);
+	/* keep the volume id lower-case: udev's by-label link must read "cidata" */
+	iso_write_opts_set_relaxed_vol_atts(opts, 1);
 
 	struct burn_source *src = NULL;
 	if (iso_image_create_burn_source(image, opts, &src) < 0)

@@ -86,11 +86,12 @@ struct libvirt_domain_params {
 char *libvirt_domain_xml(const struct libvirt_domain_params *d);
 
 /* Test hooks: replace the calls the test driver cannot serve. Both get the provider's
- * userdata. upload writes the bytes into the volume (virStorageVolUpload); lookup_ip returns
- * a malloc'd IPv4 for a MAC or -EAGAIN when there is none yet. */
+ * userdata. upload writes the bytes into the volume (virStorageVolUpload) and fills reterr on
+ * failure; lookup_ip returns a malloc'd IPv4 for a MAC, or -EAGAIN when there is none yet.
+ * NULL members keep the real implementations. */
 struct libvirt_hooks {
 	int (*upload)(void *userdata, virConnectPtr conn, virStorageVolPtr vol, const uint8_t *data,
-		      size_t len);
+		      size_t len, struct pp_error **reterr);
 	int (*lookup_ip)(void *userdata, virConnectPtr conn, const char *network, const char *mac,
 			 char **ret_ip);
 	void *userdata;

@@ -226,7 +226,8 @@ static int take_value(struct cursor *c, char **ret)
 			c->p++;
 			break;
 		}
-		if (ch == '<' || (ch != '\t' && ch != '\n' && ch != '\r' && (unsigned char)ch < 0x20))
+		if (ch == '<' ||
+		    (ch != '\t' && ch != '\n' && ch != '\r' && (unsigned char)ch < 0x20))
 			r = -EBADMSG;
 		else if (ch == '&') {
 			c->p++;
@@ -299,7 +300,8 @@ static int parse(struct cursor *c, struct libvirt_metadata *m)
 			continue; /* a namespace declaration, if libvirt ever includes one */
 		size_t i;
 		for (i = 0; i < ELEMENTSOF(fields); i++)
-			if (strlen(fields[i].attr) == alen && memcmp(fields[i].attr, aname, alen) == 0)
+			if (strlen(fields[i].attr) == alen &&
+			    memcmp(fields[i].attr, aname, alen) == 0)
 				break;
 		if (i == ELEMENTSOF(fields) || *field(m, i))
 			return -EBADMSG; /* unknown or duplicate */

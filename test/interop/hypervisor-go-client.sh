@@ -17,24 +17,24 @@ expect_eq "Version" "$(jget "$out" .version)" "0.0.0"
 
 # Errors the shim surfaces in pod events (code UNKNOWN = 2).
 out=$(hv create -id "" -shim-annotations) && fail "CreateVM with empty id succeeded: $out"
-expect_error "CreateVM empty id" "$out" "empty sandbox id"
+expect_error "CreateVM empty id" "$out" 3 "empty sandbox id"
 
 sid=$(new_sid)
 out=$(hv create -id "$sid" -annotation io.kubernetes.cri.sandbox-namespace=default) &&
 	fail "CreateVM without pod name succeeded: $out"
-expect_error "CreateVM without pod name" "$out" \
+expect_error "CreateVM without pod name" "$out" 3 \
 	"pod name io.kubernetes.cri.sandbox-name is missing in annotations"
 out=$(hv create -id "$sid" -annotation io.kubernetes.cri.sandbox-name=nginx) &&
 	fail "CreateVM without namespace succeeded: $out"
-expect_error "CreateVM without namespace" "$out" \
+expect_error "CreateVM without namespace" "$out" 3 \
 	"namespace name io.kubernetes.cri.sandbox-namespace is missing in annotations"
 
 # StopVM of an unknown sandbox: OK (idempotent teardown) or the documented error, nothing else.
 if ! out=$(hv stop -id "$sid"); then
-	expect_error "StopVM unknown sandbox" "$out" "sandbox $sid does not exist"
+	expect_error "StopVM unknown sandbox" "$out" 5 "sandbox $sid does not exist"
 fi
 out=$(hv start -id "$sid" -timeout 10s) && fail "StartVM of an unknown sandbox succeeded: $out"
-expect_error "StartVM unknown sandbox" "$out" "sandbox $sid does not exist"
+expect_error "StartVM unknown sandbox" "$out" 5 "sandbox $sid does not exist"
 
 # The shim's sequence, one call per connection.
 out=$(hv create -id "$sid" -shim-annotations -name nginx -namespace default -netns /var/run/netns/cni-test) ||
@@ -43,7 +43,7 @@ agent_path=$(jget "$out" .agentSocketPath)
 expect_eq "CreateVM agentSocketPath" "$agent_path" "$PODS_DIR/$sid/agent.ttrpc"
 
 out=$(hv create -id "$sid" -shim-annotations) && fail "second CreateVM succeeded: $out"
-expect_error "CreateVM twice" "$out" "sandbox $sid already exists"
+expect_error "CreateVM twice" "$out" 6 "sandbox $sid already exists"
 
 out=$(hv start -id "$sid" -timeout 600s) || fail "StartVM: $out"
 pass "StartVM (600 s deadline)"
@@ -59,7 +59,7 @@ grep -q '"service":"grpc.Health","method":"Check"' "$T/agent-record.jsonl" ||
 out=$(hv stop -id "$sid") || fail "StopVM: $out"
 pass "StopVM"
 out=$(hv start -id "$sid" -timeout 10s) && fail "StartVM after StopVM succeeded: $out"
-expect_error "StopVM forgets the sandbox" "$out" "sandbox $sid does not exist"
+expect_error "StopVM forgets the sandbox" "$out" 5 "sandbox $sid does not exist"
 
 # The whole lifecycle again with a new sandbox, in the lifecycle helper.
 sid2=$(new_sid)

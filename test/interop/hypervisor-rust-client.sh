@@ -17,7 +17,7 @@ expect_eq "Version" "$(jget "$out" .version)" "0.0.0"
 
 sid=$(new_sid)
 out=$(hv start -id "$sid" -timeout 5s) && fail "StartVM of an unknown sandbox succeeded: $out"
-expect_error "StartVM unknown sandbox" "$out" "sandbox $sid does not exist"
+expect_error "StartVM unknown sandbox" "$out" 5 "sandbox $sid does not exist"
 
 out=$(hv lifecycle -id "$sid" -name nginx -namespace default -timeout 600s -check-agent) ||
 	fail "lifecycle on one connection: $out"
@@ -28,7 +28,7 @@ expect_eq "CreateVM agentSocketPath" "$(jq -r 'select(.call=="CreateVM").agentSo
 pass "StopVM answered within its 1 s deadline"
 
 out=$(hv start -id "$sid" -timeout 10s) && fail "StartVM after StopVM succeeded: $out"
-expect_error "StopVM forgets the sandbox" "$out" "sandbox $sid does not exist"
+expect_error "StopVM forgets the sandbox" "$out" 5 "sandbox $sid does not exist"
 
 # runtime-rs may send CRI-O style names; the adaptor takes the pod name from k8s_<pod>_<ns>_...
 sid2=$(new_sid)

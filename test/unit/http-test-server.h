@@ -4,6 +4,7 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -44,9 +45,10 @@ struct test_server {
 };
 
 /* Wait until fd is readable or the server is told to stop; false when stopping. */
-static bool ts_wait(struct test_server *s, int fd)
+static inline bool ts_wait(struct test_server *s, int fd)
 {
-	struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = s->stop_pipe[0], .events = POLLIN}};
+	struct pollfd p[2] = {{.fd = fd, .events = POLLIN},
+			      {.fd = s->stop_pipe[0], .events = POLLIN}};
 	for (;;) {
 		int r = poll(p, 2, -1);
 		if (r < 0 && errno == EINTR)
@@ -58,7 +60,7 @@ static bool ts_wait(struct test_server *s, int fd)
 	}
 }
 
-static void ts_handle(struct test_server *s, int fd)
+static inline void ts_handle(struct test_server *s, int fd)
 {
 	struct buf in = {0};
 	size_t head_len = 0, content_len = 0;
@@ -109,8 +111,9 @@ static void ts_handle(struct test_server *s, int fd)
 		goto out;
 	}
 	size_t body_len = resp.body ? (resp.body_len ? resp.body_len : strlen(resp.body)) : 0;
-	char *head = str_printf("HTTP/1.1 %d X\r\nContent-Length: %zu\r\nConnection: close\r\n%s\r\n",
-				resp.status, body_len, resp.headers ? resp.headers : "");
+	char *head =
+	    str_printf("HTTP/1.1 %d X\r\nContent-Length: %zu\r\nConnection: close\r\n%s\r\n",
+		       resp.status, body_len, resp.headers ? resp.headers : "");
 	if (head) {
 		(void)write_all(fd, head, strlen(head));
 		if (body_len)
@@ -121,7 +124,7 @@ out:
 	buf_done(&in);
 }
 
-static void *ts_main(void *arg)
+static inline void *ts_main(void *arg)
 {
 	struct test_server *s = arg;
 	for (;;) {
@@ -136,7 +139,7 @@ static void *ts_main(void *arg)
 }
 
 /* Start a server; responses are copied by pointer and must outlive it. */
-static int ts_start(struct test_server *s, const struct ts_response *responses, size_t n)
+static inline int ts_start(struct test_server *s, const struct ts_response *responses, size_t n)
 {
 	memset(s, 0, sizeof(*s));
 	pthread_mutex_init(&s->lock, NULL);
@@ -150,14 +153,16 @@ static int ts_start(struct test_server *s, const struct ts_response *responses, 
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t len = sizeof(a);
 	if (bind(s->listen_fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-	    listen(s->listen_fd, 16) < 0 || getsockname(s->listen_fd, (struct sockaddr *)&a, &len) < 0)
+	    listen(s->listen_fd, 16) < 0 ||
+	    getsockname(s->listen_fd, (struct sockaddr *)&a, &len) < 0)
 		return -errno;
 	s->port = ntohs(a.sin_port);
 	return -pthread_create(&s->thread, NULL, ts_main, s);
 }
 
 /* Replace the canned responses (between requests). */
-static void ts_set_responses(struct test_server *s, const struct ts_response *responses, size_t n)
+static inline void ts_set_responses(struct test_server *s, const struct ts_response *responses,
+				    size_t n)
 {
 	pthread_mutex_lock(&s->lock);
 	memcpy(s->responses, responses, MIN(n, (size_t)TS_MAX_RESPONSES) * sizeof(*responses));
@@ -165,7 +170,7 @@ static void ts_set_responses(struct test_server *s, const struct ts_response *re
 	pthread_mutex_unlock(&s->lock);
 }
 
-static size_t ts_n_requests(struct test_server *s)
+static inline size_t ts_n_requests(struct test_server *s)
 {
 	pthread_mutex_lock(&s->lock);
 	size_t n = s->n_requests;
@@ -174,10 +179,12 @@ static size_t ts_n_requests(struct test_server *s)
 }
 
 /* The value of a request header (case-insensitive name), copied into out; false if absent. */
-static bool ts_request_header(const struct ts_request *q, const char *name, char *out, size_t size)
+static inline bool ts_request_header(const struct ts_request *q, const char *name, char *out,
+				     size_t size)
 {
 	size_t nl = strlen(name);
-	for (const char *line = strstr(q->head, "\r\n"); line && line[2]; line = strstr(line + 2, "\r\n")) {
+	for (const char *line = strstr(q->head, "\r\n"); line && line[2];
+	     line = strstr(line + 2, "\r\n")) {
 		const char *h = line + 2;
 		if (strncasecmp(h, name, nl) == 0 && h[nl] == ':') {
 			const char *v = h + nl + 1;
@@ -194,12 +201,12 @@ static bool ts_request_header(const struct ts_request *q, const char *name, char
 	return false;
 }
 
-static char *ts_url(const struct test_server *s, const char *path)
+static inline char *ts_url(const struct test_server *s, const char *path)
 {
 	return str_printf("http://127.0.0.1:%u%s", s->port, path);
 }
 
-static void ts_stop(struct test_server *s)
+static inline void ts_stop(struct test_server *s)
 {
 	(void)write(s->stop_pipe[1], "x", 1);
 	pthread_join(s->thread, NULL);
