@@ -27,6 +27,8 @@
 #define TLS_READ_BUFFER_BYTES (256u * 1024)
 /* TLS records gathered before one send: 16 records of 16 KiB. */
 #define TLS_WRITE_BUFFER_BYTES (256u * 1024)
+/* Largest TLS record payload. */
+#define TLS_RECORD_BYTES 16384u
 
 struct ttrpc_conn {
 	struct loop *loop;
@@ -79,6 +81,8 @@ struct sock_bio {
 	/* Set by the conn, which flushes after writing; other users (the dialer's caller, tests)
 	 * get a plain pass-through BIO. */
 	bool coalesce;
+	/* The last recv returned less than asked (or nothing): the socket was empty then. */
+	bool read_short;
 	uint8_t *buf; /* TLS_WRITE_BUFFER_BYTES, allocated on first write */
 	size_t start, end;
 };
@@ -214,11 +218,14 @@ static long sock_bio_flush(BIO *b)
 
 static int sock_bio_read(BIO *b, char *data, int len)
 {
-	BIO_clear_retry_flags(b);
+	struct sock_bio *s = sock_bio_get(b);
 	ssize_t r;
+
+	BIO_clear_retry_flags(b);
 	do
-		r = recv(sock_bio_get(b)->fd, data, (size_t)len, MSG_DONTWAIT);
+		r = recv(s->fd, data, (size_t)len, MSG_DONTWAIT);
 	while (r < 0 && errno == EINTR);
+	s->read_short = r < (ssize_t)len;
 	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		BIO_set_retry_read(b);
 	return (int)r;
@@ -454,6 +461,47 @@ static void out_compact(struct ttrpc_conn *c)
 }
 
 /* Write as much queued output as the socket takes. 0 when done or blocked, <0 on error. */
+/* SSL_write p[0, n) record by record. Returns the bytes taken (stopping early when the socket is
+ * full, *ret_blocked then set, or when the session wants to read first) or <0 on error. */
+static ssize_t ssl_write_some(struct ttrpc_conn *c, const uint8_t *p, size_t n, bool *ret_blocked)
+{
+	size_t done = 0;
+	while (done < n) {
+		ERR_clear_error();
+		errno = 0;
+		int r = SSL_write(c->ssl, p + done, (int)MIN(n - done, SSL_WRITE_MAX_BYTES));
+		if (r <= 0) {
+			int e = SSL_get_error(c->ssl, r);
+			if (e == SSL_ERROR_WANT_WRITE) {
+				*ret_blocked = true; /* the BIO just found the socket full */
+				break;
+			}
+			if (e == SSL_ERROR_WANT_READ) {
+				c->write_wants_read = true;
+				break;
+			}
+			return ssl_error_to_errno(c, e);
+		}
+		c->write_wants_read = false;
+		done += (size_t)r;
+	}
+	return (ssize_t)done;
+}
+
+/* Send the records the socket BIO gathered. */
+static int bio_flush(struct ttrpc_conn *c)
+{
+	if (bio_pending(c) == 0)
+		return 0;
+	errno = 0;
+	if (BIO_flush(SSL_get_wbio(c->ssl)) < 0) {
+		c->ssl_failed = true;
+		return errno > 0 ? -errno : -EIO;
+	}
+	return 0;
+}
+
+/* Write as much queued output as the socket takes. 0 when done or blocked, <0 on error. */
 static int flush(struct ttrpc_conn *c)
 {
 	bool blocked = false;
@@ -461,23 +509,12 @@ static int flush(struct ttrpc_conn *c)
 		const uint8_t *p = c->out.data + c->out_start;
 		size_t n = out_pending(c);
 		if (c->ssl) {
-			ERR_clear_error();
-			errno = 0;
-			int r = SSL_write(c->ssl, p, (int)MIN(n, SSL_WRITE_MAX_BYTES));
-			if (r <= 0) {
-				int e = SSL_get_error(c->ssl, r);
-				if (e == SSL_ERROR_WANT_WRITE) {
-					blocked = true; /* the BIO just found the socket full */
-					break;
-				}
-				if (e == SSL_ERROR_WANT_READ) {
-					c->write_wants_read = true;
-					break;
-				}
-				return ssl_error_to_errno(c, e);
-			}
-			c->write_wants_read = false;
+			ssize_t r = ssl_write_some(c, p, n, &blocked);
+			if (r < 0)
+				return (int)r;
 			c->out_start += (size_t)r;
+			if ((size_t)r < n)
+				break;
 		} else {
 			ssize_t r = send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 			if (r < 0) {
@@ -490,12 +527,11 @@ static int flush(struct ttrpc_conn *c)
 			c->out_start += (size_t)r;
 		}
 	}
-	if (!blocked && bio_pending(c) > 0) {
-		errno = 0;
-		if (BIO_flush(SSL_get_wbio(c->ssl)) < 0) {
-			c->ssl_failed = true;
-			return errno > 0 ? -errno : -EIO;
-		}
+	/* After a would-block the BIO has just tried; EPOLLOUT brings us back. */
+	if (!blocked) {
+		int r = bio_flush(c);
+		if (r < 0)
+			return r;
 	}
 	out_compact(c);
 	if (c->above_high && pending(c) < TTRPC_CONN_LOW_WATERMARK_BYTES) {
@@ -503,6 +539,55 @@ static int flush(struct ttrpc_conn *c)
 		c->drain_pending = true;
 	}
 	return 0;
+}
+
+/* Copy bytes [from, from + n) of the iovec array into out. */
+static void iov_copy(const struct iovec *iov, size_t n_iov, size_t from, uint8_t *out, size_t n)
+{
+	for (size_t i = 0; i < n_iov && n > 0; i++) {
+		if (from >= iov[i].iov_len) {
+			from -= iov[i].iov_len;
+			continue;
+		}
+		size_t k = MIN(iov[i].iov_len - from, n);
+		memcpy(out, (const uint8_t *)iov[i].iov_base + from, k);
+		out += k;
+		n -= k;
+		from = 0;
+	}
+}
+
+/* TLS with nothing queued: encrypt a large frame straight from the caller's buffers instead of
+ * copying it into the queue first. The first record carries the header with the start of the
+ * data (a record of its own would cost a seal and 22 bytes). Returns the bytes taken (the rest
+ * is queued by the caller; OpenSSL accepts the retry from the queue because the bytes are the
+ * same and the write buffer may move) or <0. */
+static ssize_t ssl_write_direct(struct ttrpc_conn *c, const struct iovec *iov, size_t n_iov,
+				size_t total, bool *ret_blocked)
+{
+	uint8_t first[TLS_RECORD_BYTES];
+	size_t n = MIN(total, sizeof(first));
+
+	iov_copy(iov, n_iov, 0, first, n);
+	ssize_t r = ssl_write_some(c, first, n, ret_blocked);
+	if (r < (ssize_t)n)
+		return r;
+	size_t done = n;
+	for (size_t i = 0, pos = 0; i < n_iov && !*ret_blocked && !c->write_wants_read; i++) {
+		size_t end = pos + iov[i].iov_len;
+		if (end > done) {
+			size_t off = done - pos;
+			r = ssl_write_some(c, (const uint8_t *)iov[i].iov_base + off,
+					   iov[i].iov_len - off, ret_blocked);
+			if (r < 0)
+				return r;
+			done += (size_t)r;
+			if (done < end)
+				break;
+		}
+		pos = end;
+	}
+	return (ssize_t)done;
 }
 
 int ttrpc_conn_sendv(struct ttrpc_conn *c, const struct ttrpc_header *h, const void *a, size_t alen,
@@ -523,9 +608,10 @@ int ttrpc_conn_sendv(struct ttrpc_conn *c, const struct ttrpc_header *h, const v
 	    {(void *)b, blen},
 	};
 	size_t total = sizeof(hdr) + alen + blen, done = 0;
+	bool blocked = false;
 
-	/* Plain socket with nothing queued: write straight from the caller's buffers. */
 	if (!c->ssl && pending(c) == 0 && !c->parked) {
+		/* Plain socket with nothing queued: write straight from the caller's buffers. */
 		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = ELEMENTSOF(iov)};
 		for (;;) {
 			ssize_t r = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -543,27 +629,37 @@ int ttrpc_conn_sendv(struct ttrpc_conn *c, const struct ttrpc_header *h, const v
 		}
 		if (done == total)
 			return 0;
+	} else if (c->ssl && !c->handshaking && !c->write_wants_read && !c->parked &&
+		   out_pending(c) == 0 && total > TLS_RECORD_BYTES) {
+		ssize_t r = ssl_write_direct(c, iov, ELEMENTSOF(iov), total, &blocked);
+		if (r < 0) {
+			fail_later(c, (int)r);
+			return (int)r;
+		}
+		done = (size_t)r;
 	}
 
-	int r = buf_reserve(&c->out, total - done, 0);
-	if (r < 0) {
-		/* Part of the frame is on the wire already: the stream is out of step. */
-		if (done > 0)
-			fail_later(c, r);
-		return r;
-	}
-	for (size_t i = 0; i < ELEMENTSOF(iov); i++) {
-		size_t skip = MIN(done, iov[i].iov_len);
-		done -= skip;
-		if (iov[i].iov_len > skip)
-			buf_append(&c->out, (const uint8_t *)iov[i].iov_base + skip,
-				   iov[i].iov_len - skip, 0);
+	if (done < total) {
+		int r = buf_reserve(&c->out, total - done, 0);
+		if (r < 0) {
+			/* Part of the frame is on the wire already: the stream is out of step. */
+			if (done > 0)
+				fail_later(c, r);
+			return r;
+		}
+		for (size_t i = 0; i < ELEMENTSOF(iov); i++) {
+			size_t skip = MIN(done, iov[i].iov_len);
+			done -= skip;
+			if (iov[i].iov_len > skip)
+				buf_append(&c->out, (const uint8_t *)iov[i].iov_base + skip,
+					   iov[i].iov_len - skip, 0);
+		}
 	}
 	if (pending(c) > TTRPC_CONN_HIGH_WATERMARK_BYTES)
 		c->above_high = true;
 
-	if (c->ssl && !c->handshaking && !c->write_wants_read) {
-		r = flush(c);
+	if (c->ssl && !c->handshaking && !c->write_wants_read && !blocked) {
+		int r = flush(c);
 		if (r < 0) {
 			fail_later(c, r);
 			return r;
@@ -714,11 +810,18 @@ static ssize_t read_some(struct ttrpc_conn *c, uint8_t *p, size_t n)
 static void do_read(struct ttrpc_conn *c)
 {
 	size_t budget = READ_BUDGET_BYTES;
+	bool drained = false;
 	for (;;) {
 		if (!dispatch_input(c))
 			return;
 		if (c->read_paused)
 			return;
+		if (drained) {
+			/* Another recv would only say EAGAIN; the level-triggered poll reports
+			 * whatever arrives from now on. */
+			in_shrink(c);
+			return;
+		}
 		if (budget == 0) {
 			/* Decrypted bytes inside OpenSSL raise no epoll event. */
 			if (c->ssl && SSL_has_pending(c->ssl))
@@ -730,7 +833,8 @@ static void do_read(struct ttrpc_conn *c)
 			close_with(c, (int)room);
 			return;
 		}
-		ssize_t n = read_some(c, c->in + c->in_end, MIN((size_t)room, budget));
+		size_t want = MIN((size_t)room, budget);
+		ssize_t n = read_some(c, c->in + c->in_end, want);
 		if (n == -EAGAIN) {
 			in_shrink(c);
 			return;
@@ -746,6 +850,12 @@ static void do_read(struct ttrpc_conn *c)
 		}
 		c->in_end += (size_t)n;
 		budget -= MIN(budget, (size_t)n);
+		/* Decrypted or read-ahead bytes inside OpenSSL raise no poll event: only an empty
+		 * socket behind an empty SSL buffer counts. */
+		if (c->ssl)
+			drained = c->sbio && c->sbio->read_short && !SSL_has_pending(c->ssl);
+		else
+			drained = (size_t)n < want;
 	}
 }
 

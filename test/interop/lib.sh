@@ -28,6 +28,10 @@ cleanup() {
 		kill -KILL -- "-${PIDS[$i]}" 2>/dev/null || kill -KILL "${PIDS[$i]}" 2>/dev/null
 		wait "${PIDS[$i]}" 2>/dev/null
 	done
+	# The local provider's forwarders run in sessions of their own, like VMs outlive the
+	# adaptor: end those of this test's data directory explicitly.
+	pkill -TERM -f -- "-config $T/data/local/" 2>/dev/null && sleep 0.2
+	pkill -KILL -f -- "-config $T/data/local/" 2>/dev/null
 	if ((rc != 0 && rc != 77)); then
 		for i in "${!NAMES[@]}"; do
 			echo "---- last lines of ${NAMES[$i]}.log"
@@ -149,6 +153,7 @@ start_adaptor() {
 	mkdir -p "$T/data"
 	start adaptor "$BIN/cloud-api-adaptor" local -socket "$HV_SOCK" -pods-dir "$PODS_DIR" \
 		-data-dir "$T/data" -local-agent-socket "$T/agent.sock" \
+		-forwarder-port "$((20000 + RANDOM % 20000))" \
 		-local-forwarder "$BIN/agent-protocol-forwarder"
 	ADAPTOR_PID=$LAST_PID
 	wait_socket "$HV_SOCK" "$ADAPTOR_PID" "cloud-api-adaptor"
