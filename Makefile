@@ -58,7 +58,7 @@ BINS := $(PROG_BINS) $(BUILD)/bin/agent-standin $(BUILD)/bin/pp-bench
 UNIT_BINS := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRC))
 FUZZ_BINS := $(patsubst test/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 
-.PHONY: all deps test unit unit-asan fuzz fuzz-build fuzz-replay bench lint format install \
+.PHONY: podvm-image all deps test unit unit-asan fuzz fuzz-build fuzz-replay bench lint format install \
 	demo clean interop e2e
 .DEFAULT_GOAL := all
 .SECONDARY:
@@ -148,7 +148,12 @@ demo:
 interop: all
 	@scripts/run-tests.sh interop $(BUILD)
 
-e2e: all
+# The pod VM image (podvm/README.md): kernel + busybox initramfs with our binaries, cached.
+podvm-image: $(BUILD)/bin/agent-protocol-forwarder $(BUILD)/bin/process-user-data \
+		$(BUILD)/bin/agent-standin
+	@$(MAKE) --no-print-directory -C podvm image tools BUILD=$(abspath $(BUILD))
+
+e2e: all podvm-image
 	@scripts/run-tests.sh e2e $(BUILD)
 
 bench: all

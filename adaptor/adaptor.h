@@ -5,6 +5,7 @@
 #include "base/base.h"
 #include "config/config.h"
 #include "loop/loop.h"
+#include "netns/netns.h"
 #include "provider.h"
 #include "ttrpc/ttrpc.h"
 
@@ -116,6 +117,11 @@ struct sandbox {
 	unsigned gpus;
 	int64_t index;
 	enum sandbox_state state;
+	/* the pod network (WIRE.md 6), when the provider has one and the shim gave a netns */
+	bool has_podnet;
+	struct netns_pod_network podnet;
+	bool podnet_active; /* tunnel and redirects are set up on this node */
+	char *vm_ip;        /* the tunnel's remote end */
 
 	/* runtime */
 	struct adaptor *adaptor;

@@ -3,6 +3,7 @@
 #include <jansson.h>
 
 #include "adaptor.h"
+#include "podnet.h"
 #include "userdata/userdata.h"
 
 static int add_str(json_t *o, const char *key, const char *v)
@@ -19,19 +20,15 @@ static int add_int(json_t *o, const char *key, int64_t v)
 	return json_object_set_new(o, key, json_integer(v)) < 0 ? -ENOMEM : 0;
 }
 
-int adaptor_build_apf_json(const struct adaptor *a, const struct sandbox *sb, const char *key_pem,
-			   const char *cert_pem, char **ret)
+/* Without a pod network (the local provider, or no netns from the shim) the VM side gets the
+ * tunnel parameters only, and sets up nothing. */
+static int tunnel_only_json(const struct adaptor_settings *s, const struct sandbox *sb,
+			    json_t **ret)
 {
-	const struct adaptor_settings *s = a->settings;
-	_cleanup_(json_decrefp) json_t *o = json_object();
 	_cleanup_(json_decrefp) json_t *net = json_object();
-	if (!o || !net)
+	if (!net)
 		return -ENOMEM;
-
-	/* The pod network itself (addresses, routes, neighbours of the pod netns) is inspected
-	 * with the vxlan work; until then the VM side gets the tunnel parameters only. */
-	int r = 0;
-	r = r ?: add_str(net, "tunnel-type", s->tunnel_type);
+	int r = add_str(net, "tunnel-type", s->tunnel_type);
 	if (r == 0 && json_object_set_new(net, "index", json_integer(sb->index)) < 0)
 		r = -ENOMEM;
 	r = r ?: add_int(net, "vxlan-port", s->vxlan_port);
@@ -39,6 +36,21 @@ int adaptor_build_apf_json(const struct adaptor *a, const struct sandbox *sb, co
 	if (r == 0 && s->ext_network_via_podvm &&
 	    json_object_set_new(net, "external-net-via-pod-vm", json_true()) < 0)
 		r = -ENOMEM;
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(net);
+	return 0;
+}
+
+int adaptor_build_apf_json(const struct adaptor *a, const struct sandbox *sb, const char *key_pem,
+			   const char *cert_pem, char **ret)
+{
+	const struct adaptor_settings *s = a->settings;
+	_cleanup_(json_decrefp) json_t *o = json_object();
+	_cleanup_(json_decrefp) json_t *net = NULL;
+	if (!o)
+		return -ENOMEM;
+	int r = sb->has_podnet ? podnet_to_json(&sb->podnet, &net) : tunnel_only_json(s, sb, &net);
 	if (r < 0)
 		return r;
 	if (json_object_set(o, "pod-network", net) < 0)

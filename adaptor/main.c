@@ -6,6 +6,7 @@
 
 #include "adaptor.h"
 #include "log/log.h"
+#include "userdata/userdata.h"
 
 #define DRAIN_POLL_NS (50 * NSEC_PER_MSEC)
 #define DRAIN_MAX_NS (20 * NSEC_PER_SEC)
@@ -131,6 +132,17 @@ int main(int argc, char **argv)
 	if (!str_eq(settings.tunnel_type, "vxlan")) {
 		log_error("unsupported tunnel type \"%s\" (only vxlan)", settings.tunnel_type);
 		return 2;
+	}
+	if (!str_empty(settings.initdata)) {
+		/* WIRE.md 5.4: refuse to start on an INITDATA the pod VMs could not decode */
+		_cleanup_free_ char *digest = NULL, *imsg = NULL;
+		r = initdata_validate_encoded(settings.initdata, strlen(settings.initdata), &digest,
+					      &imsg);
+		if (r < 0) {
+			log_error("INITDATA: %s", imsg ?: strerror(-r));
+			return 2;
+		}
+		log_info("INITDATA accepted, digest %s", digest);
 	}
 	if (settings.worker_pool_size < 1 || settings.worker_pool_size > 1024) {
 		log_error("-worker-pool-size must be between 1 and 1024");

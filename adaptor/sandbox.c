@@ -2,6 +2,7 @@
 #include <jansson.h>
 
 #include "adaptor.h"
+#include "podnet.h"
 
 static const char *const state_names[] = {
     [SANDBOX_CREATED] = "created",
@@ -39,6 +40,8 @@ struct sandbox *sandbox_free(struct sandbox *sb)
 		free(sb->ips[i]);
 	free(sb->image);
 	free(sb->machine_type);
+	netns_pod_network_done(&sb->podnet);
+	free(sb->vm_ip);
 	free(sb->dir);
 	free(sb->agent_socket);
 	free(sb->stop_calls);
@@ -73,8 +76,18 @@ int sandbox_to_json(const struct sandbox *sb, char **ret)
 	r = r ?: set_str(o, "image", sb->image);
 	r = r ?: set_str(o, "machine-type", sb->machine_type);
 	r = r ?: set_str(o, "state", sandbox_state_to_string(sb->state));
+	r = r ?: set_str(o, "vm-ip", sb->vm_ip);
 	if (r < 0)
 		return r;
+	if (sb->has_podnet) {
+		json_t *net = NULL;
+		r = podnet_to_json(&sb->podnet, &net);
+		if (r < 0)
+			return r;
+		if (json_object_set_new(o, "pod-network", net) < 0 ||
+		    json_object_set_new(o, "pod-network-active", json_boolean(sb->podnet_active)) < 0)
+			return -ENOMEM;
+	}
 	if (json_object_set(o, "ips", ips) < 0 ||
 	    json_object_set_new(o, "vcpus", json_integer(sb->vcpus)) < 0 ||
 	    json_object_set_new(o, "memory-mib", json_integer(sb->memory_mib)) < 0 ||
@@ -145,6 +158,20 @@ int sandbox_from_json(const char *text, size_t len, struct sandbox **ret, char *
 	r = r ?: get_str(o, "image", false, &sb->image, ret_msg);
 	r = r ?: get_str(o, "machine-type", false, &sb->machine_type, ret_msg);
 	r = r ?: get_str(o, "state", true, &state, ret_msg);
+	r = r ?: get_str(o, "vm-ip", false, &sb->vm_ip, ret_msg);
+	json_t *net = json_object_get(o, "pod-network");
+	if (r == 0 && net) {
+		r = podnet_from_json(net, &sb->podnet);
+		if (r < 0)
+			*ret_msg = strdup("invalid \"pod-network\"");
+		sb->has_podnet = r == 0;
+		json_t *active = json_object_get(o, "pod-network-active");
+		if (r == 0 && active && !json_is_boolean(active)) {
+			*ret_msg = strdup("\"pod-network-active\" is not a boolean");
+			r = -EINVAL;
+		}
+		sb->podnet_active = json_is_true(active);
+	}
 	r = r ?: get_uint(o, "vcpus", UINT32_MAX, &vcpus, ret_msg);
 	r = r ?: get_uint(o, "memory-mib", UINT32_MAX, &mem, ret_msg);
 	r = r ?: get_uint(o, "gpus", UINT32_MAX, &gpus, ret_msg);

@@ -8,10 +8,13 @@
 #include "adaptor.h"
 #include "hypervisor.pb-c.h"
 #include "log/log.h"
+#include "podnet.h"
 #include "podvminfo.pb-c.h"
+#include "userdata/userdata.h"
 
 #define STATE_FILE_MAX_BYTES (64u << 10)
 #define APF_FILE_MAX_BYTES (1u << 20)
+#define INITDATA_FILE_MAX_BYTES (1u << 20)
 #define DELETE_ATTEMPTS 3
 #define GETINFO_MARGIN_NS (10 * NSEC_PER_MSEC)
 
@@ -94,6 +97,17 @@ static void set_state(struct sandbox *sb, enum sandbox_state st)
 	(void)adaptor_save_sandbox(sb->adaptor, sb);
 }
 
+static int sandbox_podnet_json(const struct sandbox *sb, char **ret)
+{
+	json_t *o = NULL;
+	int r = podnet_to_json(&sb->podnet, &o);
+	if (r < 0)
+		return r;
+	*ret = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return *ret ? 0 : -ENOMEM;
+}
+
 /* ---- provider work on the pool ---- */
 
 enum work_kind { WORK_CREATE, WORK_DELETE, WORK_LIST };
@@ -108,6 +122,13 @@ struct work {
 	    *machine_type;
 	unsigned vcpus, memory_mib, gpus;
 	struct provider_instance result;
+	/* pod network: the model as apf.json's object (a deep copy the worker parses) */
+	char *podnet_json;
+	char *netns;
+	char *vm_ip;       /* delete: the tunnel's remote end; create: chosen after creation */
+	bool podnet_active; /* delete: tear the tunnel down first */
+	bool podnet_done;   /* create: the tunnel is up */
+	char *podnet_msg;   /* why setup or teardown failed */
 	/* list */
 	struct provider_instance *list;
 	size_t n_list;
@@ -129,10 +150,54 @@ static void work_free(struct work *w)
 	free_secret(w->apf_json);
 	free(w->image);
 	free(w->machine_type);
+	free(w->podnet_json);
+	free(w->netns);
+	free(w->vm_ip);
+	free(w->podnet_msg);
 	provider_instance_done(&w->result);
 	provider_instances_free(w->list, w->n_list);
 	pp_error_free(w->err);
 	free(w);
+}
+
+/* The worker's copy of the sandbox's pod network model. */
+static int podnet_load(const char *json_text, struct netns_pod_network *ret)
+{
+	json_error_t jerr;
+	json_t *o = json_loads(json_text, 0, &jerr);
+	if (!o)
+		return -EINVAL;
+	int r = podnet_from_json(o, ret);
+	json_decref(o);
+	return r;
+}
+
+static int podnet_setup_after_create(struct work *w)
+{
+	struct netns_pod_network n = {0};
+	int r = podnet_load(w->podnet_json, &n);
+	if (r < 0) {
+		w->podnet_msg = strdup("cannot read the pod network model");
+		return r;
+	}
+	/* WIRE.md 6.2: the second address when the tunnel uses a dedicated interface */
+	const char *ip = n.dedicated && w->result.n_ips > 1 ? w->result.ips[1] : w->result.ips[0];
+	w->vm_ip = strdup(ip);
+	r = w->vm_ip ? podnet_setup(&n, ip, w->netns, NULL, &w->podnet_msg) : -ENOMEM;
+	netns_pod_network_done(&n);
+	w->podnet_done = r >= 0;
+	return r;
+}
+
+static void podnet_teardown_before_delete(struct work *w)
+{
+	struct netns_pod_network n = {0};
+	int r = podnet_load(w->podnet_json, &n);
+	if (r >= 0)
+		r = podnet_teardown(&n, w->vm_ip, w->netns, NULL, &w->podnet_msg);
+	else
+		w->podnet_msg = strdup("cannot read the pod network model");
+	netns_pod_network_done(&n);
 }
 
 static int work_run(void *data)
@@ -158,11 +223,18 @@ static int work_run(void *data)
 		    .memory_mib = w->memory_mib,
 		    .gpus = w->gpus,
 		};
-		return ops->create_instance(p, &spec, &w->result, &w->err);
+		int r = ops->create_instance(p, &spec, &w->result, &w->err);
+		/* The tunnel needs the instance's address; a failure here is reported beside
+		 * the created instance, which create_done() then deletes. */
+		if (r >= 0 && w->podnet_json && w->result.n_ips > 0)
+			(void)podnet_setup_after_create(w);
+		return r;
 	}
 	case WORK_DELETE: {
 		if (!ops->delete_instance)
 			return -EOPNOTSUPP;
+		if (w->podnet_active)
+			podnet_teardown_before_delete(w);
 		int r = 0;
 		for (int attempt = 0; attempt < DELETE_ATTEMPTS; attempt++) {
 			if (attempt > 0) {
@@ -224,6 +296,18 @@ static void finish_stop(struct sandbox *sb)
 	sandbox_unlink_and_free(a, sb);
 }
 
+/* After a delete work: the tunnel is gone (or was never there). */
+static void podnet_after_delete(struct sandbox *sb, struct work *w)
+{
+	if (!w->podnet_active)
+		return;
+	struct log_fields lf;
+	sandbox_log_fields(sb, &lf);
+	if (w->podnet_msg)
+		logp_error(&lf, "removing the pod network tunnel: %s", w->podnet_msg);
+	sb->podnet_active = false;
+}
+
 static void delete_done_stop(struct adaptor *a, struct work *w, int r)
 {
 	struct sandbox *sb = adaptor_find_sandbox(a, w->sandbox_id);
@@ -231,6 +315,7 @@ static void delete_done_stop(struct adaptor *a, struct work *w, int r)
 		return;
 	struct log_fields lf;
 	sandbox_log_fields(sb, &lf);
+	podnet_after_delete(sb, w);
 	if (r < 0)
 		/* The instance keeps its tags: the sweep at the next start deletes it. */
 		logp_error(&lf, "deleting instance %s failed: %s", w->instance_id,
@@ -252,6 +337,15 @@ static int submit_delete(struct sandbox *sb, void (*done)(struct adaptor *, stru
 	if (!w->sandbox_id || !w->instance_id) {
 		work_free(w);
 		return -ENOMEM;
+	}
+	if (sb->has_podnet && sb->podnet_active) {
+		w->podnet_active = true;
+		w->netns = str_dup(sb->netns);
+		w->vm_ip = str_dup(sb->vm_ip);
+		if (sandbox_podnet_json(sb, &w->podnet_json) < 0 || !w->netns) {
+			work_free(w);
+			return -ENOMEM;
+		}
 	}
 	return work_submit(a, w);
 }
@@ -306,6 +400,7 @@ static void delete_done_failed_start(struct adaptor *a, struct work *w, int r)
 		return;
 	struct log_fields lf;
 	sandbox_log_fields(sb, &lf);
+	podnet_after_delete(sb, w);
 	if (r < 0)
 		logp_error(&lf, "deleting instance %s after a failed start failed: %s",
 			   w->instance_id, pp_error_message(w->err, r));
@@ -381,6 +476,11 @@ static void create_done(struct adaptor *a, struct work *w, int r)
 	sb->instance_id = TAKE_PTR(w->result.id);
 	for (size_t i = 0; i < w->result.n_ips && i < ELEMENTSOF(sb->ips); i++)
 		sb->ips[sb->n_ips++] = TAKE_PTR(w->result.ips[i]);
+	if (w->podnet_done) {
+		sb->podnet_active = true;
+		free(sb->vm_ip);
+		sb->vm_ip = TAKE_PTR(w->vm_ip);
+	}
 	set_state(sb, SANDBOX_STARTING);
 	sandbox_log_fields(sb, &lf);
 	logp_info(&lf, "instance %s created, address %s", sb->instance_id,
@@ -396,6 +496,12 @@ static void create_done(struct adaptor *a, struct work *w, int r)
 	if (sb->n_ips == 0) {
 		start_reply_error(sb, TTRPC_UNKNOWN, "instance %s has no IP address",
 				  sb->instance_id);
+		abort_start(sb);
+		return;
+	}
+	if (sb->has_podnet && !sb->podnet_active) {
+		start_reply_error(sb, TTRPC_UNKNOWN, "setting up the pod network: %s",
+				  w->podnet_msg ?: "failed");
 		abort_start(sb);
 		return;
 	}
@@ -460,8 +566,21 @@ static void start_vm(struct adaptor *a, struct ttrpc_call *call, const char *id)
 				       strerror(-r));
 		return;
 	}
+	/* The pod's own initdata (encoded at CreateVM) wins over the global default. */
+	_cleanup_free_ char *initdata_path = str_printf("%s/initdata", sb->dir);
+	_cleanup_free_ char *initdata = NULL;
+	if (!initdata_path)
+		r = -ENOMEM;
+	else if ((r = read_file_bounded(initdata_path, INITDATA_FILE_MAX_BYTES, &initdata, NULL)) ==
+		 -ENOENT)
+		r = 0;
+	if (r < 0) {
+		ttrpc_call_reply_error(call, TTRPC_INTERNAL, "cannot read %s: %s", initdata_path ?: "",
+				       strerror(-r));
+		return;
+	}
 	_cleanup_secret_ char *user_data = NULL;
-	r = adaptor_build_user_data(a, apf, a->settings->initdata, &user_data);
+	r = adaptor_build_user_data(a, apf, initdata ?: a->settings->initdata, &user_data);
 	if (r < 0) {
 		ttrpc_call_reply_error(call, TTRPC_INTERNAL, "cannot build user data: %s",
 				       strerror(-r));
@@ -488,8 +607,13 @@ static void start_vm(struct adaptor *a, struct ttrpc_call *call, const char *id)
 	w->apf_json = TAKE_PTR(apf);
 	w->image = str_dup(sb->image);
 	w->machine_type = str_dup(sb->machine_type);
+	if (sb->has_podnet) {
+		w->netns = str_dup(sb->netns);
+		if (sandbox_podnet_json(sb, &w->podnet_json) < 0)
+			w->netns = mfree(w->netns);
+	}
 	if (!w->sandbox_id || !w->instance_name || !w->pod_name || !w->pod_namespace ||
-	    !w->node_name) {
+	    !w->node_name || (sb->has_podnet && !w->netns)) {
 		work_free(w);
 		ttrpc_call_reply_error(call, TTRPC_INTERNAL, "out of memory");
 		return;
@@ -595,6 +719,7 @@ static void handle_create_vm(struct ttrpc_call *call, const uint8_t *payload, si
 	_cleanup_secret_ char *key_pem = NULL;
 	_cleanup_free_ char *cert_pem = NULL, *apf_path = NULL;
 	_cleanup_secret_ char *apf = NULL;
+	_cleanup_free_ char *initdata = NULL;
 	bool dir_made = false;
 	int r;
 
@@ -654,6 +779,39 @@ static void handle_create_vm(struct ttrpc_call *call, const uint8_t *payload, si
 	if (!sb->instance_name || sandbox_paths(a, sb) < 0)
 		goto oom;
 
+	/* The pod network is extended into real VMs only; it needs the pod's netns. */
+	if (a->provider_ops->pod_network && !str_empty(sb->netns)) {
+		const struct adaptor_settings *s = a->settings;
+		struct podnet_params pp = {
+		    .host_interface = s->host_interface,
+		    .pod_subnet_cidrs = s->pod_subnet_cidrs,
+		    .index = sb->index,
+		    .vxlan_min_id = s->vxlan_min_id,
+		    .vxlan_port = s->vxlan_port,
+		    .tunnel_type = s->tunnel_type,
+		    .external_net_via_pod_vm = s->ext_network_via_podvm,
+		};
+		_cleanup_free_ char *msg = NULL;
+		r = podnet_inspect(sb->netns, &pp, &sb->podnet, &msg);
+		if (r < 0) {
+			ttrpc_call_reply_error(call, TTRPC_UNKNOWN, "%s",
+					       msg ?: "cannot inspect the pod network");
+			goto fail;
+		}
+		sb->has_podnet = true;
+	}
+	const char *cc_init_data = annotation(req, ANNOTATION_INITDATA);
+	if (!str_empty(cc_init_data)) {
+		_cleanup_free_ char *msg = NULL;
+		r = initdata_encode_annotation(cc_init_data, strlen(cc_init_data), &initdata, &msg);
+		if (r < 0) {
+			ttrpc_call_reply_error(call, TTRPC_INVALID_ARGUMENT,
+					       "annotation " ANNOTATION_INITDATA ": %s",
+					       msg ?: strerror(-r));
+			goto fail;
+		}
+	}
+
 	r = mkdir(sb->dir, 0700);
 	if (r < 0) {
 		r = -errno;
@@ -677,6 +835,10 @@ static void handle_create_vm(struct ttrpc_call *call, const uint8_t *payload, si
 		r = -ENOMEM;
 	if (r >= 0)
 		r = write_file_atomic(apf_path, apf, strlen(apf), 0600);
+	if (r >= 0 && initdata) {
+		_cleanup_free_ char *p = str_printf("%s/initdata", sb->dir);
+		r = p ? write_file_atomic(p, initdata, strlen(initdata), 0600) : -ENOMEM;
+	}
 	if (r >= 0)
 		r = adaptor_save_sandbox(a, sb);
 	if (r < 0) {

@@ -48,6 +48,9 @@ void provider_instances_free(struct provider_instance *v, size_t n);
 
 struct provider_ops {
 	const char *name;
+	/* Instances are VMs on a network the worker reaches: the adaptor extends the pod network
+	 * into them (WIRE.md 6). False for the local provider, whose "VMs" are processes. */
+	bool pod_network;
 	/* Provider options (flags/env), parsed by the adaptor into a zeroed settings struct of
 	 * settings_size bytes that is then given to init. */
 	const struct config_option *options;

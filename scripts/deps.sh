@@ -11,7 +11,7 @@ PACKAGES=(
 	zlib1g-dev
 	# pod VMs: libvirt + QEMU (TCG without KVM), the pod VM kernel and a busybox userland
 	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils
-	dnsmasq-base iptables busybox-static cpio linux-image-cloud-amd64 ovmf
+	dnsmasq-base iptables busybox-static cpio linux-image-cloud-amd64 ovmf kmod e2fsprogs
 	# interop peers: Go and Rust ttRPC from Debian
 	golang-go golang-github-containerd-ttrpc-dev golang-github-gogo-protobuf-dev
 	cargo rustc librust-ttrpc-dev librust-protobuf-dev

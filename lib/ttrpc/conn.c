@@ -26,7 +26,9 @@
 #define SSL_WRITE_MAX_BYTES (1u << 30)
 #define TLS_READ_BUFFER_BYTES (256u * 1024)
 /* TLS records gathered before one send: 16 records of 16 KiB. */
-#define TLS_WRITE_BUFFER_BYTES (256u * 1024)
+#define TLS_WRITE_BUFFER_BYTES (512u * 1024)
+/* Kept between bursts (a few small records); a buffer grown for a large burst is released. */
+#define TLS_WRITE_KEEP_BYTES (64u * 1024)
 /* Largest TLS record payload. */
 #define TLS_RECORD_BYTES 16384u
 
@@ -83,8 +85,8 @@ struct sock_bio {
 	bool coalesce;
 	/* The last recv returned less than asked (or nothing): the socket was empty then. */
 	bool read_short;
-	uint8_t *buf; /* TLS_WRITE_BUFFER_BYTES, allocated on first write */
-	size_t start, end;
+	uint8_t *buf; /* grows up to TLS_WRITE_BUFFER_BYTES */
+	size_t start, end, cap;
 };
 
 static BIO_METHOD *sock_method;
@@ -136,17 +138,21 @@ static size_t sock_bio_consume(struct sock_bio *s, size_t n)
 /* Copy as much of data as fits behind the buffered bytes; returns the bytes taken. */
 static size_t sock_bio_take(struct sock_bio *s, const char *data, size_t len)
 {
-	if (!s->buf) {
-		s->buf = malloc(TLS_WRITE_BUFFER_BYTES);
-		if (!s->buf)
-			return 0;
-	}
-	if (s->start > 0 && TLS_WRITE_BUFFER_BYTES - s->end < len) {
+	if (s->start > 0 && s->cap - s->end < len) {
 		memmove(s->buf, s->buf + s->start, sock_bio_buffered(s));
 		s->end -= s->start;
 		s->start = 0;
 	}
-	size_t n = MIN(len, TLS_WRITE_BUFFER_BYTES - s->end);
+	if (s->cap - s->end < len && s->cap < TLS_WRITE_BUFFER_BYTES) {
+		size_t cap = MIN(MAX(s->end + len, MAX(2 * s->cap, (size_t)TLS_WRITE_KEEP_BYTES)),
+				 (size_t)TLS_WRITE_BUFFER_BYTES);
+		uint8_t *p = realloc(s->buf, cap);
+		if (p) {
+			s->buf = p;
+			s->cap = cap;
+		}
+	}
+	size_t n = MIN(len, s->cap - s->end);
 	memcpy(s->buf + s->end, data, n);
 	s->end += n;
 	return n;
@@ -182,7 +188,7 @@ static int sock_bio_write(BIO *b, const char *data, int len)
 	}
 	done += sock_bio_take(s, data + done, n - done);
 	if (done == 0) {
-		if (!s->buf) {
+		if (sock_bio_buffered(s) == 0) {
 			errno = ENOMEM;
 			return -1;
 		}
@@ -212,6 +218,10 @@ static long sock_bio_flush(BIO *b)
 			return -1;
 		}
 		sock_bio_consume(s, (size_t)r);
+	}
+	if (s->cap > TLS_WRITE_KEEP_BYTES) {
+		s->buf = mfree(s->buf);
+		s->cap = 0;
 	}
 	return 1;
 }

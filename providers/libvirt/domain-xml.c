@@ -122,12 +122,18 @@ char *libvirt_domain_xml(const struct libvirt_domain_params *d)
 	put(&b, &r, iommu);
 	put_tag(&b, &r, "/>\n      <source file='", d->root_path,
 		"'/>\n      <target dev='vda' bus='virtio'/>\n    </disk>\n");
-	/* q35 has no IDE: the cidata CD-ROM goes on the built-in SATA (AHCI) controller */
+	/* q35 has no IDE, and cloud kernels (Debian's among them) have no AHCI driver: the
+	 * cidata CD-ROM goes on a virtio-scsi controller, which every cloud kernel carries */
+	put(&b, &r, "    <controller type='scsi' model='virtio-scsi'");
+	if (cvm)
+		put(&b, &r, ">\n      <driver iommu='on'/>\n    </controller>\n");
+	else
+		put(&b, &r, "/>\n");
 	put_tag(&b, &r,
 		"    <disk type='file' device='cdrom'>\n      <driver name='qemu' type='raw'/>\n"
 		"      <source file='",
 		d->cidata_path,
-		"'/>\n      <target dev='sda' bus='sata'/>\n      <readonly/>\n    </disk>\n");
+		"'/>\n      <target dev='sda' bus='scsi'/>\n      <readonly/>\n    </disk>\n");
 	put_tag(&b, &r, "    <interface type='network'>\n      <mac address='", d->mac, "'/>\n");
 	put_tag(&b, &r, "      <source network='", d->network,
 		"'/>\n      <model type='virtio'/>\n");

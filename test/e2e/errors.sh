@@ -20,6 +20,26 @@ expect_error INVALID_ARGUMENT "invalid sandbox id" -- ctl create "../../etc" --p
 [[ -z $(ls -A "$PODS") ]] || fail "a refused CreateVM left files"
 ok "missing annotations and bad ids are INVALID_ARGUMENT"
 
+# initdata in the cc_init_data annotation: plain TOML, checked and encoded at CreateVM
+bad_sid=$(new_sid)
+expect_error INVALID_ARGUMENT "algorithm md5 is not supported" -- ctl create "$bad_sid" --pod p --namespace n \
+	--annotation "io.katacontainers.config.hypervisor.cc_init_data=algorithm = \"md5\"
+version = \"0.1.0\"
+"
+[[ ! -d $PODS/$bad_sid ]] || fail "a refused CreateVM left its directory"
+good_sid=$(new_sid)
+printf 'algorithm = "sha256"\nversion = "0.1.0"\n\n[data]\n"aa.toml" = \x27\x27\x27\n\x27\x27\x27' >"$T/initdata.toml"
+ctl create "$good_sid" --pod q --namespace n \
+	--annotation "io.katacontainers.config.hypervisor.cc_init_data=$(cat "$T/initdata.toml")" >/dev/null ||
+	fail "create with initdata"
+base64 -d "$PODS/$good_sid/initdata" | gunzip | cmp - "$T/initdata.toml" ||
+	fail "encoded initdata does not decode to the annotation's TOML"
+# this is WIRE 5.4's default document, whose digest is known
+[[ $(sha256sum <"$T/initdata.toml" | cut -d' ' -f1) == adb48cc14fea9403d3d51f3b5f5068fd4d80445a14e94f1b3d5dbabaad66478d ]] ||
+	fail "test document is not the default document"
+ctl stop "$good_sid" >/dev/null || fail "stop"
+ok "cc_init_data is validated and encoded"
+
 ctl create "$sid" --pod p --namespace n >/dev/null || fail "create"
 expect_error ALREADY_EXISTS "sandbox $sid already exists" -- ctl create "$sid" --pod p --namespace n
 ok "duplicate CreateVM is ALREADY_EXISTS"
@@ -36,3 +56,11 @@ ctl stop "$sid" || fail "repeated stop"
 ctl stop never-created || fail "stop of an unknown sandbox succeeds"
 assert_clean
 ok "StopVM is idempotent"
+
+# a global INITDATA the pod VMs could not decode stops the adaptor from starting
+if "$BIN/cloud-api-adaptor" local -socket "$T/other.sock" -pods-dir "$T/other-pods" \
+	-data-dir "$T/other-data" -initdata "not base64!" 2>"$T/bad-initdata.log"; then
+	fail "the adaptor started with an undecodable INITDATA"
+fi
+grep -q "INITDATA" "$T/bad-initdata.log" || fail "no INITDATA error: $(cat "$T/bad-initdata.log")"
+ok "an undecodable INITDATA is refused at start"

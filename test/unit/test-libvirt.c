@@ -677,7 +677,8 @@ static void test_domain_xml(void **state)
 	assert_non_null(strstr(x1, "<domain type='qemu'>"));
 	assert_non_null(strstr(x1, "<loader readonly='yes' type='pflash'>"));
 	assert_non_null(strstr(x1, "<vcpu placement='static' cpuset='0-3'>2</vcpu>"));
-	assert_non_null(strstr(x1, "<target dev='sda' bus='sata'/>"));
+	assert_non_null(strstr(x1, "<target dev='sda' bus='scsi'/>"));
+	assert_non_null(strstr(x1, "<controller type='scsi' model='virtio-scsi'/>"));
 	assert_non_null(strstr(x1, "<peerpod:instance xmlns:peerpod='" LIBVIRT_METADATA_URI
 				   "' sandbox-id=\"s&amp;1\" node=\"n\"/>"));
 	assert_null(strstr(x1, "launchSecurity"));
