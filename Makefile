@@ -10,6 +10,7 @@ VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 # SAN=asan: AddressSanitizer+UBSan; SAN=fuzz: clang libFuzzer instrumentation.
 SAN ?=
+JOBS ?= $(shell nproc)
 WERROR ?= -Werror
 
 WARN := -Wall -Wextra $(WERROR) -Wformat=2 -Wshadow -Wstrict-prototypes -Wno-unused-parameter \
@@ -113,7 +114,7 @@ unit: $(UNIT_BINS) $(BINS)
 	@scripts/run-tests.sh unit $(BUILD)
 
 unit-asan:
-	$(MAKE) --no-print-directory BUILD=build/asan SAN=asan all
+	@$(MAKE) --no-print-directory -s -j$(JOBS) BUILD=build/asan SAN=asan all
 	@scripts/run-tests.sh unit build/asan
 
 # ---- fuzzing (clang + libFuzzer) ----
@@ -122,7 +123,7 @@ $(BUILD)/fuzz/%: $(BUILD)/obj/test/fuzz/%.o $(LIBS)
 	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $< $(LIBS) $(LDLIBS)
 
 fuzz-build:
-	$(MAKE) --no-print-directory BUILD=build/fuzz SAN=fuzz $(patsubst test/fuzz/%.c,build/fuzz/fuzz/%,$(FUZZ_SRC))
+	@$(MAKE) --no-print-directory -s -j$(JOBS) BUILD=build/fuzz SAN=fuzz $(patsubst test/fuzz/%.c,build/fuzz/fuzz/%,$(FUZZ_SRC))
 
 fuzz-replay: fuzz-build
 	@scripts/run-tests.sh fuzz-replay build/fuzz
@@ -137,12 +138,12 @@ deps:
 
 test:
 	@scripts/deps.sh --check || scripts/deps.sh
-	@$(MAKE) --no-print-directory WERROR=-Werror all
+	@$(MAKE) --no-print-directory -s -j$(JOBS) WERROR=-Werror all
 	@scripts/test.sh
 
 demo:
 	@scripts/deps.sh --check || scripts/deps.sh
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -s -j$(JOBS) all
 	@scripts/demo.sh $(BUILD)
 
 interop: all

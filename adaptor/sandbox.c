@@ -85,7 +85,8 @@ int sandbox_to_json(const struct sandbox *sb, char **ret)
 		if (r < 0)
 			return r;
 		if (json_object_set_new(o, "pod-network", net) < 0 ||
-		    json_object_set_new(o, "pod-network-active", json_boolean(sb->podnet_active)) < 0)
+		    json_object_set_new(o, "pod-network-active", json_boolean(sb->podnet_active)) <
+			0)
 			return -ENOMEM;
 	}
 	if (json_object_set(o, "ips", ips) < 0 ||

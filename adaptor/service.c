@@ -125,7 +125,7 @@ struct work {
 	/* pod network: the model as apf.json's object (a deep copy the worker parses) */
 	char *podnet_json;
 	char *netns;
-	char *vm_ip;       /* delete: the tunnel's remote end; create: chosen after creation */
+	char *vm_ip;        /* delete: the tunnel's remote end; create: chosen after creation */
 	bool podnet_active; /* delete: tear the tunnel down first */
 	bool podnet_done;   /* create: the tunnel is up */
 	char *podnet_msg;   /* why setup or teardown failed */
@@ -575,8 +575,8 @@ static void start_vm(struct adaptor *a, struct ttrpc_call *call, const char *id)
 		 -ENOENT)
 		r = 0;
 	if (r < 0) {
-		ttrpc_call_reply_error(call, TTRPC_INTERNAL, "cannot read %s: %s", initdata_path ?: "",
-				       strerror(-r));
+		ttrpc_call_reply_error(call, TTRPC_INTERNAL, "cannot read %s: %s",
+				       initdata_path ?: "", strerror(-r));
 		return;
 	}
 	_cleanup_secret_ char *user_data = NULL;

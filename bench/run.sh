@@ -98,13 +98,4 @@ jq -n --arg date "$now" --arg host "$(uname -srm), $(nproc) cores" \
   adaptor_rss_mib_with_pods: ($rss_kib / 1024), sandboxes_left_after_stop: $left
 }' >"$root/bench/results/latest.json"
 cp "$root/bench/results/latest.json" "$root/bench/results/${now%%T*}.json"
-jq -r '
- "| measurement | result | baseline | ratio |",
- "|---|---|---|---|",
- "| Version p50 (µs) | \(.version_roundtrip.adaptor.p50_us) | Go ttRPC \(.version_roundtrip.go_reference.p50_us) | \(.version_roundtrip.p50_ratio*100|round/100) |",
- "| Version calls/s | \(.version_roundtrip.adaptor.calls_per_s) | Go ttRPC \(.version_roundtrip.go_reference.calls_per_s) | \(.version_roundtrip.calls_per_s_ratio*100|round/100) |",
- "| agent 1 KiB p50 (µs) | \(.agent_1k_roundtrip.through_proxy.p50_us) | direct \(.agent_1k_roundtrip.direct.p50_us) | +\(.agent_1k_roundtrip.added_p50_us*10|round/10) µs |",
- "| CopyFile 1 MiB (MiB/s) | \(.agent_copyfile_1mib.through_proxy.mib_per_s) | direct \(.agent_copyfile_1mib.direct.mib_per_s) | \(.agent_copyfile_1mib.throughput_ratio*100|round/100) |",
- "| \(.concurrent_pods.pods) pods, 1 s create each (s) | \(.concurrent_pods.total_s) | 1 s (one create) | \(.concurrent_pods.total_s*100|round/100) |",
- "| adaptor RSS, \(.concurrent_pods.pods) pods (MiB) | \(.adaptor_rss_mib_with_pods*10|round/10) | | |"
-' "$root/bench/results/latest.json"
+bash "$root/bench/table.sh" "$root/bench/results/latest.json"

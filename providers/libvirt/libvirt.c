@@ -943,7 +943,7 @@ void libvirt_set_hooks(struct provider *p, const struct libvirt_hooks *hooks)
 
 const struct provider_ops libvirt_provider_ops = {
     .name = "libvirt",
-	.pod_network = true,
+    .pod_network = true,
     .options = libvirt_options,
     .n_options = ELEMENTSOF(libvirt_options),
     .settings_size = sizeof(struct libvirt_settings),

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Regenerate the README's flag sections from the programs' own --help, and its benchmark table
+# from bench/results/latest.json. Each generated block sits between <!-- BEGIN name --> and
+# <!-- END name --> markers. Usage: scripts/update-readme.sh [BUILD_DIR]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=$(cd "${1:-$root/build}" && pwd)/bin
+readme=$root/README.md
+
+block() { # block NAME: replace the marked block with stdin
+	local content
+	content=$(mktemp)
+	cat >"$content"
+	python3 - "$readme" "$1" "$content" <<'EOP'
+import sys
+path, name, content = sys.argv[1], sys.argv[2], open(sys.argv[3]).read()
+text = open(path).read()
+begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+i, j = text.index(begin) + len(begin), text.index(end)
+open(path, "w").write(text[:i] + "\n" + content + text[j:])
+EOP
+	rm -f "$content"
+}
+
+# the programs print their invocation path; show the bare name
+fence() { echo '```'; sed "s|$bin/||g"; echo '```'; }
+"$bin/cloud-api-adaptor" --help | fence | block adaptor-flags
+"$bin/agent-protocol-forwarder" --help 2>&1 | fence | block forwarder-flags
+"$bin/process-user-data" --help 2>&1 | fence | block process-user-data-flags
+"$bin/peerpodctl" --help 2>&1 | fence | block peerpodctl-flags
+if [[ -f $root/bench/results/latest.json ]]; then
+	bash "$root/bench/table.sh" "$root/bench/results/latest.json" | block bench-table
+fi
