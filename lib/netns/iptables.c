@@ -38,7 +38,8 @@ static char *buf_to_string(struct buf *b)
 	char *s = malloc(b->len + 1);
 	if (!s)
 		return NULL;
-	memcpy(s, b->data, b->len);
+	if (b->len)
+		memcpy(s, b->data, b->len); /* an empty buf has no data pointer */
 	s[b->len] = '\0';
 	/* Trailing newlines make poor error messages. */
 	for (size_t n = b->len; n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'); n--)

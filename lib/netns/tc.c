@@ -17,7 +17,8 @@ DEFINE_CLEANUP(struct rtnl_cls, rtnl_cls_put)
 DEFINE_CLEANUP(struct rtnl_act, rtnl_act_put)
 DEFINE_CLEANUP(struct nl_cache, nl_cache_free)
 
-#define INGRESS_HANDLE TC_HANDLE(0xffff, 0)
+/* ffff:0, spelled out: libnl's TC_HANDLE() shifts a signed int past its range */
+#define INGRESS_HANDLE 0xffff0000u
 
 static int ingress_qdisc(int ifindex, struct rtnl_qdisc **ret)
 {

@@ -143,8 +143,10 @@ static size_t sock_bio_take(struct sock_bio *s, const char *data, size_t len)
 		s->start = 0;
 	}
 	if (s->cap - s->end < len && s->cap < TLS_WRITE_BUFFER_BYTES) {
-		size_t cap = MIN(MAX(s->end + len, MAX(2 * s->cap, (size_t)TLS_WRITE_KEEP_BYTES)),
-				 (size_t)TLS_WRITE_BUFFER_BYTES);
+		/* Straight to the full size past the first few records: growing in steps would
+		 * copy the gathered records each time. */
+		size_t cap = s->end + len <= TLS_WRITE_KEEP_BYTES ? TLS_WRITE_KEEP_BYTES
+								  : TLS_WRITE_BUFFER_BYTES;
 		uint8_t *p = realloc(s->buf, cap);
 		if (p) {
 			s->buf = p;
