@@ -122,11 +122,9 @@ int main(int argc, char **argv)
 
 	enum log_format lfmt;
 	enum log_level llvl;
-	if (log_parse_format(settings.log_format, &lfmt) < 0 ||
-	    log_parse_level(settings.log_level, &llvl) < 0) {
-		fprintf(stderr, "error: invalid -log-format or -log-level\n");
-		return 2;
-	}
+	/* validated by the option table */
+	(void)log_parse_format(settings.log_format, &lfmt);
+	(void)log_parse_level(settings.log_level, &llvl);
 	log_set_format(lfmt);
 	log_set_level(llvl);
 	if (!str_eq(settings.tunnel_type, "vxlan")) {

@@ -2,11 +2,13 @@
 #include <stddef.h>
 
 #include "adaptor.h"
+#include "log/log.h"
 
-#define OPT(flag, env, type, def, member, help)                                             \
-	{                                                                                   \
-		flag, env, type, def, offsetof(struct adaptor_settings, member), help, NULL \
+#define OPTV(flag, env, type, def, member, help, validate)                                      \
+	{                                                                                       \
+		flag, env, type, def, offsetof(struct adaptor_settings, member), help, validate \
 	}
+#define OPT(flag, env, type, def, member, help) OPTV(flag, env, type, def, member, help, NULL)
 
 const struct config_option adaptor_options[] = {
     OPT("socket", "REMOTE_HYPERVISOR_ENDPOINT", CONFIG_STRING, "/run/peerpod/hypervisor.sock",
@@ -51,9 +53,10 @@ const struct config_option adaptor_options[] = {
     OPT("disable-tls", NULL, CONFIG_BOOL, "false", disable_tls,
 	"plain TCP to the forwarder (tests only)"),
     OPT("node-name", "NODE_NAME", CONFIG_STRING, NULL, node_name, "this worker's node name"),
-    OPT("log-format", "LOG_FORMAT", CONFIG_STRING, "text", log_format, "text or json"),
-    OPT("log-level", "LOG_LEVEL", CONFIG_STRING, "info", log_level,
-	"error, warning, info or debug"),
+    OPTV("log-format", "LOG_FORMAT", CONFIG_STRING, "text", log_format, "text or json",
+	 log_validate_format_option),
+    OPTV("log-level", "LOG_LEVEL", CONFIG_STRING, "info", log_level,
+	 "error, warning, info or debug", log_validate_level_option),
     OPT("worker-pool-size", "WORKER_POOL_SIZE", CONFIG_UINT, "128", worker_pool_size,
 	"threads for blocking provider calls (pod VMs created at once)"),
 };

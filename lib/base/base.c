@@ -89,6 +89,18 @@ int str_set(char **p, const char *s)
 	return 0;
 }
 
+int str_set_message(char **ret_msg, int err, const char *fmt, ...)
+{
+	if (ret_msg) {
+		va_list ap;
+		va_start(ap, fmt);
+		free(*ret_msg);
+		*ret_msg = str_vprintf(fmt, ap);
+		va_end(ap);
+	}
+	return err > 0 ? -err : err;
+}
+
 int str_copy(char *dst, size_t dst_size, const char *src)
 {
 	if (dst_size == 0)

@@ -95,6 +95,9 @@ char *str_vprintf(const char *fmt, va_list ap) _printf_(1, 0);
 char *str_dup(const char *s);
 /* Replace *p with a copy of s (s may be NULL). Returns 0 or -ENOMEM. */
 int str_set(char **p, const char *s);
+/* Replace *ret_msg (when ret_msg is non-NULL) with a formatted message; returns -err (err given
+ * positive or negative), for validators: `return str_set_message(ret_msg, EINVAL, "...")`. */
+int str_set_message(char **ret_msg, int err, const char *fmt, ...) _printf_(3, 4);
 /* Bounded copy that always NUL-terminates; returns -ENAMETOOLONG on truncation. */
 int str_copy(char *dst, size_t dst_size, const char *src);
 /* Lower-case hex of a byte string into a malloc'd string. */

@@ -209,19 +209,6 @@ static int field_set(const struct config_option *o, void *field, const char *val
 	return r;
 }
 
-static int fail(char **ret_msg, const char *fmt, ...) _printf_(2, 3);
-static int fail(char **ret_msg, const char *fmt, ...)
-{
-	if (ret_msg) {
-		va_list ap;
-		va_start(ap, fmt);
-		free(*ret_msg);
-		*ret_msg = str_vprintf(fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
-
 /* "flag -x (env X)", "flag -x" or "environment variable X". */
 static void describe(const struct config_option *o, char *buf, size_t size)
 {
@@ -247,20 +234,24 @@ static int apply(const struct config_option *o, void *settings, const char *valu
 	describe(o, what, sizeof(what));
 	switch (src) {
 	case SOURCE_DEFAULT:
-		return fail(ret_msg, "invalid default \"%." ECHO_MAX "s\" for %s: %s", value, what,
-			    reason);
+		return str_set_message(ret_msg, EINVAL,
+				       "invalid default \"%." ECHO_MAX "s\" for %s: %s", value,
+				       what, reason);
 	case SOURCE_ENV:
 		if (o->flag)
 			snprintf(what, sizeof(what), "environment variable %s (flag -%s)", o->env,
 				 o->flag);
-		return fail(ret_msg, "invalid value \"%." ECHO_MAX "s\" in %s: %s", value, what,
-			    reason);
+		return str_set_message(ret_msg, EINVAL,
+				       "invalid value \"%." ECHO_MAX "s\" in %s: %s", value, what,
+				       reason);
 	case SOURCE_FLAG:
 		if (o->type == CONFIG_BOOL)
-			return fail(ret_msg, "invalid boolean value \"%." ECHO_MAX "s\" for %s: %s",
-				    value, what, reason);
-		return fail(ret_msg, "invalid value \"%." ECHO_MAX "s\" for %s: %s", value, what,
-			    reason);
+			return str_set_message(
+			    ret_msg, EINVAL, "invalid boolean value \"%." ECHO_MAX "s\" for %s: %s",
+			    value, what, reason);
+		return str_set_message(ret_msg, EINVAL,
+				       "invalid value \"%." ECHO_MAX "s\" for %s: %s", value, what,
+				       reason);
 	}
 	return -EINVAL;
 }
@@ -306,7 +297,8 @@ static int parse_flags(const struct config_table *tables, size_t n_tables, int a
 		}
 		if (*name == '-' || *name == '=') {
 			*ret_argind = i;
-			return fail(ret_msg, "bad flag syntax: %." ECHO_MAX "s", s);
+			return str_set_message(ret_msg, EINVAL, "bad flag syntax: %." ECHO_MAX "s",
+					       s);
 		}
 		const char *eq = strchr(name, '=');
 		size_t len = eq ? (size_t)(eq - name) : strlen(name);
@@ -319,8 +311,9 @@ static int parse_flags(const struct config_table *tables, size_t n_tables, int a
 				return -EAGAIN;
 			if (name_is(name, len, "version"))
 				return -EALREADY;
-			return fail(ret_msg, "flag provided but not defined: -%.*s",
-				    (int)MIN(len, (size_t)256), name);
+			return str_set_message(ret_msg, EINVAL,
+					       "flag provided but not defined: -%.*s",
+					       (int)MIN(len, (size_t)256), name);
 		}
 
 		const char *value;
@@ -332,7 +325,8 @@ static int parse_flags(const struct config_table *tables, size_t n_tables, int a
 			value = argv[i++];
 		else {
 			*ret_argind = i;
-			return fail(ret_msg, "flag needs an argument: -%s", o->flag);
+			return str_set_message(ret_msg, EINVAL, "flag needs an argument: -%s",
+					       o->flag);
 		}
 		/* A repeated list flag adds to the list; any other repeated flag: last one wins. */
 		int r = apply(o, tables[t].settings, value, SOURCE_FLAG, seen[index], ret_msg);
@@ -402,8 +396,8 @@ int config_parse(const struct config_table *tables, size_t n_tables, int argc, c
 				continue;
 			char what[256];
 			describe(o, what, sizeof(what));
-			return fail(ret_msg, "invalid value for %s: %s", what,
-				    m ? m : strerror(r == INT_MIN ? EINVAL : -r));
+			return str_set_message(ret_msg, EINVAL, "invalid value for %s: %s", what,
+					       m ? m : strerror(r == INT_MIN ? EINVAL : -r));
 		}
 	return 0;
 }

@@ -353,3 +353,24 @@ int log_emit(enum log_level level, int error, const struct log_fields *fields, c
 	errno = saved_errno;
 	return error;
 }
+
+int log_validate_format_option(const void *field, char **ret_msg)
+{
+	const char *s = *(char *const *)field;
+	enum log_format f;
+	if (s && log_parse_format(s, &f) < 0)
+		return str_set_message(ret_msg, EINVAL,
+				       "invalid log format \"%s\": want text or json", s);
+	return 0;
+}
+
+int log_validate_level_option(const void *field, char **ret_msg)
+{
+	const char *s = *(char *const *)field;
+	enum log_level l;
+	if (s && log_parse_level(s, &l) < 0)
+		return str_set_message(
+		    ret_msg, EINVAL, "invalid log level \"%s\": want error, warning, info or debug",
+		    s);
+	return 0;
+}

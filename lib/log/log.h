@@ -25,6 +25,10 @@ void log_set_format(enum log_format format);
 /* Parses "text"/"json" and "error"/"warning"/"info"/"debug". */
 int log_parse_format(const char *s, enum log_format *ret);
 int log_parse_level(const char *s, enum log_level *ret);
+/* Validators for lib/config option tables whose field is a char * holding a format or a
+ * level name (NULL is accepted: the caller's default applies). */
+int log_validate_format_option(const void *field, char **ret_msg);
+int log_validate_level_option(const void *field, char **ret_msg);
 /* Program name printed in text lines (default: none). */
 void log_set_program(const char *name);
 

@@ -829,9 +829,10 @@ static void do_read(struct ttrpc_conn *c)
 			return;
 		if (c->read_paused)
 			return;
-		if (drained) {
-			/* Another recv would only say EAGAIN; the level-triggered poll reports
-			 * whatever arrives from now on. */
+		if (drained && buffered(c) == 0 && c->discard == 0) {
+			/* Between frames another recv would most likely only say EAGAIN; the
+			 * level-triggered poll reports whatever arrives from now on. Inside a
+			 * frame the sender is probably still writing: read on. */
 			in_shrink(c);
 			return;
 		}

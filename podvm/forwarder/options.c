@@ -6,19 +6,6 @@
 
 #include "log/log.h"
 
-static int set_msg(char **ret_msg, const char *fmt, ...) _printf_(2, 3);
-static int set_msg(char **ret_msg, const char *fmt, ...)
-{
-	if (ret_msg) {
-		va_list ap;
-		va_start(ap, fmt);
-		free(*ret_msg);
-		*ret_msg = str_vprintf(fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
-
 /* ---- validators ---- */
 
 static int validate_listen(const void *field, char **ret_msg)
@@ -27,27 +14,9 @@ static int validate_listen(const void *field, char **ret_msg)
 	_cleanup_free_ char *host = NULL;
 	uint16_t port;
 	if (!s || forwarder_parse_listen(s, &host, &port) < 0)
-		return set_msg(ret_msg, "invalid listen address \"%s\": want host:port or :port",
-			       s ? s : "");
-	return 0;
-}
-
-static int validate_log_format(const void *field, char **ret_msg)
-{
-	const char *s = *(char *const *)field;
-	enum log_format f;
-	if (s && log_parse_format(s, &f) < 0)
-		return set_msg(ret_msg, "invalid log format \"%s\": want text or json", s);
-	return 0;
-}
-
-static int validate_log_level(const void *field, char **ret_msg)
-{
-	const char *s = *(char *const *)field;
-	enum log_level l;
-	if (s && log_parse_level(s, &l) < 0)
-		return set_msg(ret_msg,
-			       "invalid log level \"%s\": want error, warning, info or debug", s);
+		return str_set_message(ret_msg, EINVAL,
+				       "invalid listen address \"%s\": want host:port or :port",
+				       s ? s : "");
 	return 0;
 }
 
@@ -63,7 +32,7 @@ static int validate_min_version(const void *field, char **ret_msg)
 static int validate_positive_duration(const void *field, char **ret_msg)
 {
 	if (*(const int64_t *)field <= 0)
-		return set_msg(ret_msg, "must be a positive duration");
+		return str_set_message(ret_msg, EINVAL, "must be a positive duration");
 	return 0;
 }
 
@@ -93,9 +62,9 @@ const struct config_option forwarder_option_table[] = {
     {OPT("tls-cipher-suites", tls_cipher_suites), .type = CONFIG_LIST,
      .help = "comma-separated IANA cipher suite names for TLS 1.2 (default: apf.json)"},
     {OPT("log-format", log_format), .type = CONFIG_STRING, .def = "text",
-     .help = "log format: text or json", .validate = validate_log_format},
+     .help = "log format: text or json", .validate = log_validate_format_option},
     {OPT("log-level", log_level), .type = CONFIG_STRING, .def = "info",
-     .help = "log level: error, warning, info or debug", .validate = validate_log_level},
+     .help = "log level: error, warning, info or debug", .validate = log_validate_level_option},
     {OPT("agent-dial-timeout", agent_dial_timeout_ns), .type = CONFIG_DURATION, .def = "150s",
      .help = "how long to retry connecting to the kata-agent socket",
      .validate = validate_positive_duration},
@@ -144,7 +113,8 @@ static int load_identity(const struct forwarder_options *o, const struct apf_con
 	int r;
 	bool have_cert_flag = !str_empty(o->cert_file), have_key_flag = !str_empty(o->cert_key);
 	if (have_cert_flag != have_key_flag)
-		return set_msg(ret_msg, "-cert-file and -cert-key must be given together");
+		return str_set_message(ret_msg, EINVAL,
+				       "-cert-file and -cert-key must be given together");
 	if (have_cert_flag) {
 		_cleanup_free_ char *what = NULL;
 		if ((r = tls_cert_load(o->cert_file, &t->cert)) < 0) {
@@ -194,17 +164,19 @@ int forwarder_tls_load(const struct forwarder_options *o, const struct apf_confi
 		goto fail;
 
 	if (!t.cert && !t.key && !t.client_ca) {
-		r = set_msg(ret_msg,
-			    "no TLS material: give -cert-file, -cert-key and -ca-cert-file, "
-			    "or tls-server-cert, tls-server-key and tls-client-ca in "
-			    "apf.json (-disable-tls serves without TLS, for tests)");
+		r = str_set_message(
+		    ret_msg, EINVAL,
+		    "no TLS material: give -cert-file, -cert-key and -ca-cert-file, "
+		    "or tls-server-cert, tls-server-key and tls-client-ca in "
+		    "apf.json (-disable-tls serves without TLS, for tests)");
 		goto fail;
 	}
 	if (!t.cert || !t.key || !t.client_ca) {
-		r = set_msg(ret_msg, "incomplete TLS material, missing:%s%s%s",
-			    t.cert ? "" : " server certificate (-cert-file or tls-server-cert)",
-			    t.key ? "" : " server key (-cert-key or tls-server-key)",
-			    t.client_ca ? "" : " client CA (-ca-cert-file or tls-client-ca)");
+		r = str_set_message(
+		    ret_msg, EINVAL, "incomplete TLS material, missing:%s%s%s",
+		    t.cert ? "" : " server certificate (-cert-file or tls-server-cert)",
+		    t.key ? "" : " server key (-cert-key or tls-server-key)",
+		    t.client_ca ? "" : " client CA (-ca-cert-file or tls-client-ca)");
 		goto fail;
 	}
 

@@ -5,19 +5,6 @@
 
 #include "log/log.h"
 
-static int set_msg(char **ret_msg, const char *fmt, ...) _printf_(2, 3);
-static int set_msg(char **ret_msg, const char *fmt, ...)
-{
-	if (ret_msg) {
-		va_list ap;
-		va_start(ap, fmt);
-		free(*ret_msg);
-		*ret_msg = str_vprintf(fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
-
 int pud_parse_timeout(const char *s, int64_t *ret_ns)
 {
 	uint64_t secs;
@@ -59,7 +46,8 @@ static int validate_timeout(const void *field, char **ret_msg)
 	const char *s = *(char *const *)field;
 	int64_t ns;
 	if (s && pud_parse_timeout(s, &ns) < 0)
-		return set_msg(ret_msg, "invalid timeout \"%s\": want seconds or a duration", s);
+		return str_set_message(ret_msg, EINVAL,
+				       "invalid timeout \"%s\": want seconds or a duration", s);
 	return 0;
 }
 
@@ -68,24 +56,16 @@ static int validate_provider(const void *field, char **ret_msg)
 	const char *s = *(char *const *)field;
 	enum pud_provider p;
 	if (s && pud_parse_provider(s, &p) < 0)
-		return set_msg(ret_msg,
-			       "invalid provider \"%s\": want auto, cidata, azure, aws or none", s);
-	return 0;
-}
-
-static int validate_log_level(const void *field, char **ret_msg)
-{
-	const char *s = *(char *const *)field;
-	enum log_level l;
-	if (s && log_parse_level(s, &l) < 0)
-		return set_msg(ret_msg, "invalid log level \"%s\"", s);
+		return str_set_message(
+		    ret_msg, EINVAL,
+		    "invalid provider \"%s\": want auto, cidata, azure, aws or none", s);
 	return 0;
 }
 
 static int validate_positive(const void *field, char **ret_msg)
 {
 	if (*(const int64_t *)field <= 0)
-		return set_msg(ret_msg, "must be a positive duration");
+		return str_set_message(ret_msg, EINVAL, "must be a positive duration");
 	return 0;
 }
 
@@ -109,7 +89,7 @@ const struct config_option pud_option_table[] = {
     {OPT("tpm-device", tpm_device), .type = CONFIG_STRING, .def = PUD_DEFAULT_TPM_DEVICE,
      .help = "TPM resource manager device for the initdata PCR extension"},
     {OPT("log-level", log_level), .type = CONFIG_STRING, .def = "info",
-     .help = "error, warning, info or debug", .validate = validate_log_level},
+     .help = "error, warning, info or debug", .validate = log_validate_level_option},
 };
 const size_t pud_n_options = ELEMENTSOF(pud_option_table);
 
@@ -133,9 +113,9 @@ int pud_config_from_options(const struct pud_options *o, struct pud_config *ret,
 	const char *timeout = o->t ? o->t : o->user_data_fetch_timeout;
 	if (pud_parse_timeout(timeout ? timeout : PUD_DEFAULT_FETCH_TIMEOUT, &c.fetch_timeout_ns) <
 	    0)
-		return set_msg(ret_msg, "invalid user data fetch timeout");
+		return str_set_message(ret_msg, EINVAL, "invalid user data fetch timeout");
 	if (pud_parse_provider(o->provider ? o->provider : "auto", &c.provider) < 0)
-		return set_msg(ret_msg, "invalid provider");
+		return str_set_message(ret_msg, EINVAL, "invalid provider");
 	if (c.retry_interval_ns <= 0)
 		c.retry_interval_ns = 5 * NSEC_PER_SEC;
 	*ret = c;
