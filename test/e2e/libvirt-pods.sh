@@ -205,9 +205,9 @@ DOM_B=$(domain_of "$SID_B")
 caa_stop KILL
 rm -rf "${C:?}/pods/$SID_B"
 caa_start
-for ((i = 0; i < 300; i++)); do
+for ((i = 0; i < 120; i++)); do
 	[[ -z $(domain_of "$SID_B") ]] && break
-	sleep 0.1
+	sleep 0.5
 done
 [[ -z $(domain_of "$SID_B") ]] || lv_fail "the sweep did not delete $DOM_B"
 lv_virsh vol-list "$LV_POOL" | grep -q -- "$DOM_B" && lv_fail "the sweep left volumes of $DOM_B"
