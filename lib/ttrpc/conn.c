@@ -344,6 +344,9 @@ int ttrpc_ssl_set_socket(struct ssl_st *ssl, int fd)
 	 * SSL_has_pending check pick it up. */
 	SSL_set_read_ahead(ssl, 1);
 	SSL_set_default_read_buffer_len(ssl, TLS_READ_BUFFER_BYTES);
+	/* An idle connection (most pods, most of the time) gives its record buffers back: with
+	 * a hundred pods they would otherwise be most of the adaptor's memory. */
+	SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
 	return 0;
 }
 

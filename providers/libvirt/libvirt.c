@@ -9,6 +9,7 @@
 #include <libvirt/virterror.h>
 
 #include "libvirt-internal.h"
+#include "virt-dl.h"
 
 #define UUID_LEN 36
 #define VOL_XML_MAX_BYTES (1u << 20)
@@ -911,6 +912,9 @@ static void libvirt_done(struct provider *p)
 static int libvirt_init(const void *settings, const struct provider_context *ctx,
 			struct provider **ret, struct pp_error **reterr)
 {
+	_cleanup_free_ char *msg = NULL;
+	if (virt_api_load(&msg) < 0)
+		return fail(reterr, "%s (install libvirt0)", msg);
 	virSetErrorFunc(NULL, quiet_errors);
 	if (virInitialize() < 0)
 		return fail(reterr, "cannot initialise libvirt");
