@@ -193,6 +193,8 @@ int cli_cmd_info(const struct cli_ctx *c);
 int cli_cmd_lifecycle(const struct cli_ctx *c);
 int cli_cmd_agent(const struct cli_ctx *c);
 int cli_cmd_call(const struct cli_ctx *c);
+/* `peerpodctl attest verify|show|bench ...`: its own options (argv[0] is "attest"). */
+int cli_attest_run(int argc, char *const *argv, FILE *out, FILE *err);
 
 /* ---- helpers for the commands ---- */
 

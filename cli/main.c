@@ -9,5 +9,8 @@ int main(int argc, char **argv)
 {
 	/* A server closing mid-write must turn into an error, not kill the tool. */
 	signal(SIGPIPE, SIG_IGN);
+	/* attest has file options of its own, outside the socket commands' option table. */
+	if (argc > 1 && str_eq(argv[1], "attest"))
+		exit(cli_attest_run(argc - 1, argv + 1, stdout, stderr));
 	exit(cli_run(argc, argv, stdout, stderr));
 }

@@ -56,6 +56,10 @@ void cli_print_help(FILE *f)
 		   "Commands:\n");
 	for (size_t i = 0; i < ELEMENTSOF(commands); i++)
 		fprintf(f, "  %s\n", commands[i].synopsis);
+	/* attest has options of its own (cli/attest.c) */
+	fprintf(f, "  attest verify|show|bench --type snp|tdx --evidence FILE ...\n"
+		   "                                verify SEV-SNP / TDX evidence offline "
+		   "(peerpodctl attest --help)\n");
 	fprintf(f,
 		"\nOptions (anywhere on the line):\n"
 		"  --socket PATH      hypervisor socket (env %s, default %s)\n"
