@@ -161,8 +161,10 @@ podvm-image: $(BUILD)/bin/agent-protocol-forwarder $(BUILD)/bin/process-user-dat
 e2e: all podvm-image
 	@scripts/run-tests.sh e2e $(BUILD)
 
-bench: all
+bench: all podvm-image
 	@bench/run.sh $(BUILD)
+	@bash bench/attest.sh $(BUILD) || [ $$? -eq 77 ]
+	@bash bench/libvirt.sh $(BUILD) || [ $$? -eq 77 ]
 
 lint:
 	@scripts/lint.sh

@@ -28,6 +28,16 @@ fence() { echo '```'; sed "s|$bin/||g"; echo '```'; }
 "$bin/agent-protocol-forwarder" --help 2>&1 | fence | block forwarder-flags
 "$bin/process-user-data" --help 2>&1 | fence | block process-user-data-flags
 "$bin/peerpodctl" --help 2>&1 | fence | block peerpodctl-flags
+if [[ -f $root/bench/results/libvirt.json && -f $root/bench/results/attest.json ]]; then
+	jq -r -s '.[0] as $l | .[1] as $a |
+	 "| measurement | result | baseline |",
+	 "|---|---|---|",
+	 "| one pod: StartVM to agent ready (s) | \($l.one_pod.median.startvm_s) (define \($l.one_pod.median.define_s), boot \($l.one_pod.median.boot_s), user-data \($l.one_pod.median.user_data_s), forwarder \($l.one_pod.median.forwarder_s)) | bare image boot \($l.baseline_boot_test.median_wall_to_forwarder_answer_s) |",
+	 "| 4 pods at once: all ready (s) | \($l.concurrent.all_ready_s) (StartVM median \($l.concurrent.median.startvm_s)) | |",
+	 "| SNP verifications/s | \($a.snp.verifications_per_second) | openssl P-384 verify \($a.snp.openssl_ecdsap384_verifies_per_second) (ratio \($a.snp.ratio)) |",
+	 "| TDX verifications/s | \($a.tdx.verifications_per_second) | openssl P-256 verify \($a.tdx.openssl_ecdsap256_verifies_per_second) / 2 (ratio \($a.tdx.ratio)) |"
+	' "$root/bench/results/libvirt.json" "$root/bench/results/attest.json" | block bench-extra
+fi
 if [[ -f $root/bench/results/latest.json ]]; then
 	bash "$root/bench/table.sh" "$root/bench/results/latest.json" | block bench-table
 fi

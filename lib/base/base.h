@@ -100,6 +100,9 @@ int str_set(char **p, const char *s);
 int str_set_message(char **ret_msg, int err, const char *fmt, ...) _printf_(3, 4);
 /* Bounded copy that always NUL-terminates; returns -ENAMETOOLONG on truncation. */
 int str_copy(char *dst, size_t dst_size, const char *src);
+/* UTF-8 encoding of a Unicode scalar value into 1..4 bytes; returns the length, or -EINVAL for
+ * a surrogate or a value above U+10FFFF. */
+int utf8_encode(uint32_t cp, uint8_t out[4]);
 /* Lower-case hex of a byte string into a malloc'd string. */
 char *hex_encode(const void *data, size_t len);
 

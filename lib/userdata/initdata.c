@@ -182,27 +182,10 @@ static int end_of_line(struct toml *t)
 static int put_utf8(struct buf *b, uint32_t cp)
 {
 	uint8_t u[4];
-	size_t n;
-	if (cp < 0x80) {
-		u[0] = (uint8_t)cp;
-		n = 1;
-	} else if (cp < 0x800) {
-		u[0] = (uint8_t)(0xc0 | cp >> 6);
-		u[1] = (uint8_t)(0x80 | (cp & 0x3f));
-		n = 2;
-	} else if (cp < 0x10000) {
-		u[0] = (uint8_t)(0xe0 | cp >> 12);
-		u[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
-		u[2] = (uint8_t)(0x80 | (cp & 0x3f));
-		n = 3;
-	} else {
-		u[0] = (uint8_t)(0xf0 | cp >> 18);
-		u[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3f));
-		u[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
-		u[3] = (uint8_t)(0x80 | (cp & 0x3f));
-		n = 4;
-	}
-	return buf_append(b, u, n, INITDATA_MAX_TOML_BYTES);
+	int n = utf8_encode(cp, u);
+	if (n < 0)
+		return -EBADMSG;
+	return buf_append(b, u, (size_t)n, INITDATA_MAX_TOML_BYTES);
 }
 
 static int escape(struct toml *t, struct buf *b)

@@ -7,9 +7,9 @@
 # Skips (exit 77, "skip: ...") when not root, without /dev/net/tun, netns or a working libvirtd.
 #
 # After lv_setup: LV_NS (netns name), LV_URI (virsh -c URI), LV_POOL, LV_NET, LV_T (scratch dir),
-# lv_virsh ARGS..., lv_in_ns CMD..., lv_upload FILE VOLNAME [FORMAT], lv_start_domain NAME XMLFILE, lv_overlay BASEVOL VOL,
-# lv_domain_xml NAME ROOTVOL CIDATAVOL [CMDLINE], lv_wait_ip DOMAIN [SECONDS],
-# lv_wait_forwarder IP [SECONDS], lv_make_cidata DIR VOLNAME.
+# lv_virsh ARGS..., lv_in_ns CMD..., lv_upload FILE VOLNAME [FORMAT], lv_start_domain NAME XMLFILE,
+# lv_overlay BASEVOL VOL, lv_domain_xml NAME ROOTVOL CIDATAVOL [CMDLINE], lv_wait_ip DOMAIN
+# [SECONDS], lv_wait_forwarder IP [SECONDS], lv_make_cidata DIR VOLNAME, lv_restart_daemon.
 set -uo pipefail
 
 PP_ROOT=${PP_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
@@ -73,12 +73,7 @@ lv_cleanup() {
 			done
 			lv_virsh net-destroy "$LV_NET" >/dev/null 2>&1
 			lv_virsh pool-destroy "$LV_POOL" >/dev/null 2>&1
-			kill -TERM "$LV_DAEMON_PID" 2>/dev/null
-			for ((p = 0; p < 50; p++)); do
-				kill -0 "$LV_DAEMON_PID" 2>/dev/null || break
-				sleep 0.1
-			done
-			kill -KILL "$LV_DAEMON_PID" 2>/dev/null
+			lv_stop_daemon
 		fi
 	fi
 	if [[ -n $LV_NS ]]; then
@@ -91,9 +86,66 @@ lv_cleanup() {
 	exit $rc
 }
 
+# lv_start_daemon FAILFN: libvirtd in LV_NS on the private directories; FAILFN (lv_skip at setup,
+# lv_fail later) when it does not come up.
+lv_start_daemon() {
+	local i
+	lv_log "starting libvirtd in $LV_NS"
+	ip netns exec "$LV_NS" sh -c '
+		set -e
+		mount --bind "$1/etc" /etc/libvirt
+		mount --bind "$1/run" /run
+		mount --bind "$1/var" /var
+		mount --bind "$1/passwd" /etc/passwd
+		mount --bind "$1/group" /etc/group
+		exec libvirtd --config "$1/etc/libvirtd.conf"' sh "$LV_T" >>"$LV_T/libvirtd.out" 2>&1 &
+	LV_DAEMON_PID=$!
+	LV_URI="qemu:///system?socket=$LV_T/sock/libvirt-sock"
+	for ((i = 0; i < 100; i++)); do
+		[[ -S $LV_T/sock/libvirt-sock ]] && lv_virsh version >/dev/null 2>&1 && break
+		if ! kill -0 "$LV_DAEMON_PID" 2>/dev/null; then
+			cat "$LV_T/libvirtd.out" "$LV_T/libvirtd.log" 2>/dev/null | tail -n 5
+			LV_DAEMON_PID=
+			"$1" "libvirtd could not start"
+		fi
+		sleep 0.1
+	done
+	lv_virsh version >/dev/null 2>&1 || "$1" "libvirtd does not answer on $LV_T/sock"
+	lv_log "libvirtd pid $LV_DAEMON_PID ready"
+}
+
+# lv_stop_daemon: SIGTERM to libvirtd, SIGKILL after 5 s; domains, dnsmasq and the pool's and
+# network's state (under LV_T/run) outlive it.
+lv_stop_daemon() {
+	local p
+	[[ -n $LV_DAEMON_PID ]] || return 0
+	{
+		kill -TERM "$LV_DAEMON_PID"
+		for ((p = 0; p < 50; p++)); do
+			kill -0 "$LV_DAEMON_PID" || break
+			sleep 0.1
+		done
+		kill -KILL "$LV_DAEMON_PID"
+		wait "$LV_DAEMON_PID"
+	} 2>/dev/null
+	LV_DAEMON_PID=
+}
+
+# lv_restart_daemon: stops libvirtd and starts a new one on the same directories and socket, like
+# a package upgrade does; it reattaches to running domains and finds the pool and network active.
+lv_restart_daemon() {
+	local old=$LV_DAEMON_PID
+	lv_stop_daemon
+	lv_log "libvirtd pid $old stopped"
+	lv_start_daemon lv_fail
+	[[ $(lv_virsh pool-info "$LV_POOL" 2>/dev/null) == *running* ]] ||
+		lv_fail "pool $LV_POOL is not active after the libvirtd restart"
+	[[ $(lv_virsh net-info "$LV_NET" 2>/dev/null) =~ Active:\ +yes ]] ||
+		lv_fail "network $LV_NET is not active after the libvirtd restart"
+}
+
 # lv_setup: checks, namespace, libvirtd, pool, network.
 lv_setup() {
-	local i
 	[[ $(id -u) -eq 0 ]] || lv_skip "libvirt e2e needs root"
 	[[ -c /dev/net/tun ]] || lv_skip "no /dev/net/tun"
 	for tool in virsh libvirtd qemu-system-x86_64 qemu-img ip dnsmasq iptables; do
@@ -148,28 +200,7 @@ lv_setup() {
 		echo 'libvirt-qemu:x:64055:64055:libvirt (test):/nonexistent:/usr/sbin/nologin' >>"$LV_T/passwd"
 	getent group libvirt-qemu >/dev/null || echo 'libvirt-qemu:x:64055:' >>"$LV_T/group"
 
-	lv_log "starting libvirtd in $LV_NS"
-	ip netns exec "$LV_NS" sh -c '
-		set -e
-		mount --bind "$1/etc" /etc/libvirt
-		mount --bind "$1/run" /run
-		mount --bind "$1/var" /var
-		mount --bind "$1/passwd" /etc/passwd
-		mount --bind "$1/group" /etc/group
-		exec libvirtd --config "$1/etc/libvirtd.conf"' sh "$LV_T" >"$LV_T/libvirtd.out" 2>&1 &
-	LV_DAEMON_PID=$!
-	LV_URI="qemu:///system?socket=$LV_T/sock/libvirt-sock"
-	for ((i = 0; i < 100; i++)); do
-		[[ -S $LV_T/sock/libvirt-sock ]] && lv_virsh version >/dev/null 2>&1 && break
-		if ! kill -0 "$LV_DAEMON_PID" 2>/dev/null; then
-			cat "$LV_T/libvirtd.out" "$LV_T/libvirtd.log" 2>/dev/null | tail -n 5
-			LV_DAEMON_PID=
-			lv_skip "libvirtd could not start"
-		fi
-		sleep 0.1
-	done
-	lv_virsh version >/dev/null 2>&1 || lv_skip "libvirtd does not answer on $LV_T/sock"
-	lv_log "libvirtd pid $LV_DAEMON_PID ready"
+	lv_start_daemon lv_skip
 
 	lv_virsh pool-define-as "$LV_POOL" dir --target "$LV_T/pool" >/dev/null &&
 		lv_virsh pool-start "$LV_POOL" >/dev/null || lv_fail "storage pool"

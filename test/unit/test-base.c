@@ -89,6 +89,21 @@ static void test_strv_and_buf(void **state)
 	assert_string_equal(h, "00ff");
 }
 
+static void test_utf8(void **state)
+{
+	uint8_t u[4];
+	assert_int_equal(utf8_encode(0x41, u), 1);
+	assert_int_equal(u[0], 0x41);
+	assert_int_equal(utf8_encode(0xe9, u), 2);
+	assert_memory_equal(u, "\xc3\xa9", 2);
+	assert_int_equal(utf8_encode(0x20ac, u), 3);
+	assert_memory_equal(u, "\xe2\x82\xac", 3);
+	assert_int_equal(utf8_encode(0x1f600, u), 4);
+	assert_memory_equal(u, "\xf0\x9f\x98\x80", 4);
+	assert_int_equal(utf8_encode(0xd800, u), -EINVAL);
+	assert_int_equal(utf8_encode(0x110000, u), -EINVAL);
+}
+
 static void test_files(void **state)
 {
 	char dir[] = "/tmp/pp-test-base.XXXXXX";
@@ -139,8 +154,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_parse_numbers), cmocka_unit_test(test_parse_duration),
-	    cmocka_unit_test(test_strv_and_buf),  cmocka_unit_test(test_files),
-	    cmocka_unit_test(test_error),
+	    cmocka_unit_test(test_strv_and_buf),  cmocka_unit_test(test_utf8),
+	    cmocka_unit_test(test_files),         cmocka_unit_test(test_error),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
