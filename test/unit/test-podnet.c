@@ -105,22 +105,25 @@ static int group_setup(void **state)
 	return 0;
 }
 
-static int group_teardown(void **state)
-{
-	cleanup_namespaces();
-	return 0;
-}
-
 /* ---- the steps, each run inside a namespace ---- */
 
 static struct netns_pod_network model; /* the adaptor's view */
 static struct apf_config vm_cfg;       /* what the forwarder parsed */
+
+static int group_teardown(void **state)
+{
+	cleanup_namespaces();
+	netns_pod_network_done(&model);
+	apf_config_done(&vm_cfg);
+	return 0;
+}
 static char *const subnets[] = {"10.96.0.0/12", NULL};
 
 static int inspect_fn(void *userdata)
 {
 	char **msg = userdata;
 	struct podnet_params p = {.pod_subnet_cidrs = subnets, .index = 3};
+	netns_pod_network_done(&model); /* several tests inspect again */
 	return podnet_inspect(path_pod, &p, &model, msg);
 }
 
@@ -191,9 +194,9 @@ static void assert_rules(const char *ns_path, const char *peer)
 
 static void assert_no_rules(const char *ns_path)
 {
-	_cleanup_free_ char *out = NULL, *jumps = NULL, *jumps2 = NULL;
+	_cleanup_free_ char *out = NULL, *out2 = NULL, *jumps = NULL, *jumps2 = NULL;
 	assert_int_not_equal(iptables_listing(ns_path, "peerpod-OUTPUT", &out), 0);
-	assert_int_not_equal(iptables_listing(ns_path, "peerpod-PREROUTING", &out), 0);
+	assert_int_not_equal(iptables_listing(ns_path, "peerpod-PREROUTING", &out2), 0);
 	assert_int_equal(iptables_listing(ns_path, "OUTPUT", &jumps), 0);
 	assert_null(strstr(jumps, "peerpod"));
 	assert_int_equal(iptables_listing(ns_path, "PREROUTING", &jumps2), 0);
