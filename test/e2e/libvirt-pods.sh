@@ -122,16 +122,18 @@ domain_of() { # SID: the instance name's domain (podvm-<pod>-<sid8>) or nothing
 
 # assert_clean N SID: nothing of the pod is left: domain, volumes, tunnel, tc, iptables.
 assert_clean() {
-	local n=$1 sid=$2 ns=pp-pod-$$-$1
+	# Outputs go into variables first: with pipefail, `cmd | grep -q` can report the
+	# writer's SIGPIPE instead of the match, and a leftover would pass unnoticed.
+	local n=$1 sid=$2 ns=pp-pod-$$-$1 out
 	[[ -z $(domain_of "$sid") ]] || lv_fail "domain of $sid still defined after StopVM"
-	lv_virsh vol-list "$LV_POOL" | grep -q -- "-${sid:0:8}" &&
-		lv_fail "volumes of $sid left: $(lv_virsh vol-list "$LV_POOL")"
-	ip -n "$ns" -o link show | grep -Eq 'vxlan|ppvxlan' &&
-		lv_fail "vxlan device left in $ns: $(ip -n "$ns" -o link show)"
-	ip -n "$LV_NS" -o link show | grep -q ppvxlan &&
-		lv_fail "ppvxlan device left in the node namespace"
-	ip netns exec "$ns" tc qdisc show dev eth0 | grep -q ingress &&
-		lv_fail "ingress qdisc left on eth0 of $ns"
+	out=$(lv_virsh vol-list "$LV_POOL")
+	[[ $out != *"-${sid:0:8}"* ]] || lv_fail "volumes of $sid left: $out"
+	out=$(ip -n "$ns" -o link show)
+	grep -Eq 'vxlan|ppvxlan' <<<"$out" && lv_fail "vxlan device left in $ns: $out"
+	out=$(ip -n "$LV_NS" -o link show)
+	grep -q ppvxlan <<<"$out" && lv_fail "ppvxlan device left in the node namespace"
+	out=$(ip netns exec "$ns" tc qdisc show dev eth0)
+	grep -q ingress <<<"$out" && lv_fail "ingress qdisc left on eth0 of $ns"
 	[[ -z $(ip netns exec "$ns" tc filter show dev eth0 ingress 2>/dev/null) ]] ||
 		lv_fail "tc filter left on eth0 of $ns"
 	[[ -d $C/pods/$sid ]] && lv_fail "state directory of $sid left"
@@ -210,7 +212,8 @@ for ((i = 0; i < 120; i++)); do
 	sleep 0.5
 done
 [[ -z $(domain_of "$SID_B") ]] || lv_fail "the sweep did not delete $DOM_B"
-lv_virsh vol-list "$LV_POOL" | grep -q -- "$DOM_B" && lv_fail "the sweep left volumes of $DOM_B"
+vols=$(lv_virsh vol-list "$LV_POOL")
+[[ $vols != *"$DOM_B"* ]] || lv_fail "the sweep left volumes of $DOM_B"
 grep -q "deleted stray instance" "$C/adaptor.log" || lv_fail "no sweep in the adaptor log"
 health "$SOCK_A"
 lv_log "sweep deleted the unowned domain $DOM_B and its volumes; pod-a still healthy"
