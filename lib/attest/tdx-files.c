@@ -246,6 +246,7 @@ out:
 struct attest_tdx_bench {
 	char *pck_chain_pem;
 	EVP_PKEY *leaf_key;
+	struct tdx_ak_cache ak;
 };
 
 void attest_tdx_bench_free(struct attest_tdx_bench *b)
@@ -254,6 +255,7 @@ void attest_tdx_bench_free(struct attest_tdx_bench *b)
 		return;
 	free(b->pck_chain_pem);
 	EVP_PKEY_free(b->leaf_key);
+	tdx_ak_cache_done(&b->ak);
 	free(b);
 }
 
@@ -292,7 +294,7 @@ int attest_tdx_bench_verify(struct attest_tdx_bench *b, const struct attest_tdx_
 {
 	if (!b || !q || strcmp(b->pck_chain_pem, q->pck_chain_pem) != 0)
 		return -EBADMSG;
-	return tdx_bench_verify_raw(b->leaf_key, q);
+	return tdx_bench_verify_raw(b->leaf_key, &b->ak, q);
 }
 
 int attest_tdx_bench_files(const struct attest_files *f, unsigned n, char **ret_msg)

@@ -537,7 +537,8 @@ static void check_pck_chain(struct ctx *c, struct state *s, STACK_OF(X509) * cha
 	      (long long)now);
 }
 
-static void check_qe_and_quote(struct ctx *c, const struct attest_tdx_quote *q, EVP_PKEY *leafkey)
+static void check_qe_and_quote(struct ctx *c, const struct attest_tdx_quote *q, EVP_PKEY *leafkey,
+			       struct tdx_ak_cache *akc)
 {
 	if (!leafkey)
 		CHECK(c, "qe report signature", ATTEST_CHECK_FAIL, ATTEST_E_QE, "no PCK leaf key");
@@ -569,7 +570,18 @@ static void check_qe_and_quote(struct ctx *c, const struct attest_tdx_quote *q, 
 		CHECK(c, "qe report data", ATTEST_CHECK_PASS, ATTEST_E_QE,
 		      "binds the attestation key");
 
-	_cleanup_(EVP_PKEY_freep) EVP_PKEY *ak = p256_from_raw(q->attestation_key);
+	_cleanup_(EVP_PKEY_freep) EVP_PKEY *ak = NULL;
+	if (akc && akc->pkey && memcmp(akc->raw, q->attestation_key, 64) == 0) {
+		if (EVP_PKEY_up_ref(akc->pkey) == 1)
+			ak = akc->pkey;
+	} else {
+		ak = p256_from_raw(q->attestation_key);
+		if (akc && ak && EVP_PKEY_up_ref(ak) == 1) {
+			EVP_PKEY_free(akc->pkey);
+			akc->pkey = ak;
+			memcpy(akc->raw, q->attestation_key, 64);
+		}
+	}
 	if (!ak)
 		CHECK(c, "quote signature", ATTEST_CHECK_FAIL, ATTEST_E_SIGNATURE,
 		      "attestation key is not a P-256 point");
@@ -855,7 +867,7 @@ int attest_tdx_verify(const struct attest_tdx_quote *q, const struct attest_tdx_
 	/* 3-5: the leaf key is used even if the chain failed, so each check reports on its own */
 	X509 *raw_leaf = chain && sk_X509_num(chain) >= 1 ? sk_X509_value(chain, 0) : NULL;
 	EVP_PKEY *lk = raw_leaf ? X509_get0_pubkey(raw_leaf) : NULL;
-	check_qe_and_quote(&c, q, is_p256(lk) ? lk : NULL);
+	check_qe_and_quote(&c, q, is_p256(lk) ? lk : NULL, NULL);
 
 	/* 6-7 */
 	if (o->skip_collateral) {
@@ -908,11 +920,18 @@ int attest_tdx_verify(const struct attest_tdx_quote *q, const struct attest_tdx_
 	return 0;
 }
 
-int tdx_bench_verify_raw(void *leaf_evp_pkey, const struct attest_tdx_quote *q)
+void tdx_ak_cache_done(struct tdx_ak_cache *c)
+{
+	EVP_PKEY_free(c->pkey);
+	c->pkey = NULL;
+}
+
+int tdx_bench_verify_raw(void *leaf_evp_pkey, struct tdx_ak_cache *ak,
+			 const struct attest_tdx_quote *q)
 {
 	struct attest_result res = {0};
 	struct ctx c = {.r = &res};
-	check_qe_and_quote(&c, q, leaf_evp_pkey);
+	check_qe_and_quote(&c, q, leaf_evp_pkey, ak);
 	int r = c.err < 0 ? c.err : res.error == ATTEST_OK ? 0 : -EBADMSG;
 	attest_result_done(&res);
 	return r;
