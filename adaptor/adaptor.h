@@ -5,6 +5,7 @@
 #include "base/base.h"
 #include "config/config.h"
 #include "loop/loop.h"
+#include "metrics/metrics.h"
 #include "netns/netns.h"
 #include "provider.h"
 #include "ttrpc/ttrpc.h"
@@ -41,6 +42,7 @@ struct adaptor_settings {
 	char *log_format;
 	char *log_level;
 	uint64_t worker_pool_size;
+	uint16_t probe_port;
 };
 
 extern const struct config_option adaptor_options[];
@@ -134,6 +136,7 @@ struct sandbox {
 	struct ttrpc_call **stop_calls;
 	size_t n_stop_calls;
 	int64_t start_deadline_ns;
+	int64_t start_begin_ns; /* when StartVM began, for the duration histogram */
 	bool stop_requested;
 	bool start_cancelled;
 	char *pod_label; /* "<ns>/<name>" for logs */
@@ -160,7 +163,14 @@ struct adaptor {
 	struct info_waiter *info_waiters;
 	unsigned pending_deletes; /* delete_instance works in flight, for draining */
 	bool draining;
+	/* metrics (NULL handles are ignored by lib/metrics) */
+	struct metrics_counter *startvm_ok, *startvm_failed, *stopvm_total;
+	struct metrics_histogram *startvm_seconds;
 };
+
+/* Register the adaptor's metrics (adaptor/metrics.c) and its probes on the server. */
+int adaptor_metrics_init(struct adaptor *a, struct metrics_registry *r);
+void adaptor_probes_init(struct adaptor *a, struct metrics_server *s);
 
 int adaptor_new(struct loop *loop, struct adaptor_settings *settings,
 		const struct provider_ops *ops, struct provider *provider,

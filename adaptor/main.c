@@ -184,9 +184,18 @@ int main(int argc, char **argv)
 	}
 
 	struct adaptor *a = NULL;
+	struct metrics_registry *registry = NULL;
+	struct metrics_server *probes = NULL;
 	r = adaptor_new(loop, &settings, ops, provider, certs, &a);
 	if (r < 0) {
 		log_error_errno(r, "cannot create %s", settings.pods_dir);
+		goto out;
+	}
+	r = metrics_registry_new(&registry);
+	if (r >= 0)
+		r = adaptor_metrics_init(a, registry);
+	if (r < 0) {
+		log_error_errno(r, "cannot set up metrics");
 		goto out;
 	}
 	r = adaptor_restore(a);
@@ -199,6 +208,13 @@ int main(int argc, char **argv)
 		log_error_errno(r, "cannot listen on %s", settings.socket);
 		goto out;
 	}
+	r = metrics_server_new(loop, registry, "127.0.0.1", settings.probe_port, &probes);
+	if (r < 0) {
+		log_error_errno(r, "cannot serve /metrics and the probes on 127.0.0.1:%u",
+				settings.probe_port);
+		goto out;
+	}
+	adaptor_probes_init(a, probes);
 
 	struct daemon_state d = {.adaptor = a};
 	if (loop_add_signal(loop, SIGTERM, on_signal, &d, NULL) < 0 ||
@@ -212,7 +228,9 @@ int main(int argc, char **argv)
 	r = loop_run(loop);
 	log_info("exiting");
 out:
+	metrics_server_free(probes);
 	adaptor_free(a);
+	metrics_registry_free(registry);
 	/* Join the workers before the provider goes away. */
 	loop = loop_free(loop);
 	if (ops->done)

@@ -57,6 +57,8 @@ const struct config_option adaptor_options[] = {
 	 log_validate_format_option),
     OPTV("log-level", "LOG_LEVEL", CONFIG_STRING, "info", log_level,
 	 "error, warning, info or debug", log_validate_level_option),
+    OPT("probe-port", "PROBE_PORT", CONFIG_PORT, "8000", probe_port,
+	"port of /metrics, /startup, /readyz and /livez on 127.0.0.1"),
     OPT("worker-pool-size", "WORKER_POOL_SIZE", CONFIG_UINT, "128", worker_pool_size,
 	"threads for blocking provider calls (pod VMs created at once)"),
 };

@@ -388,6 +388,7 @@ static void start_reply_error(struct sandbox *sb, int code, const char *fmt, ...
 	struct log_fields lf;
 	sandbox_log_fields(sb, &lf);
 	logp_error(&lf, "StartVM failed: %s", msg ?: "out of memory");
+	metrics_counter_inc(sb->adaptor->startvm_failed);
 	if (sb->start_call)
 		ttrpc_call_reply_error(sb->start_call, code, "%s", msg ?: "out of memory");
 	sb->start_call = NULL;
@@ -448,6 +449,9 @@ static void start_connected(struct sandbox *sb, int error, const char *detail)
 	}
 	set_state(sb, SANDBOX_RUNNING);
 	logp_info(&lf, "sandbox running, agent socket %s", sb->agent_socket);
+	metrics_counter_inc(sb->adaptor->startvm_ok);
+	metrics_histogram_observe(sb->adaptor->startvm_seconds,
+				  (double)(now_ns() - sb->start_begin_ns) / NSEC_PER_SEC);
 	if (sb->start_call)
 		ttrpc_call_reply(sb->start_call, NULL, 0);
 	sb->start_call = NULL;
@@ -622,6 +626,7 @@ static void start_vm(struct adaptor *a, struct ttrpc_call *call, const char *id)
 	sb->start_call = call;
 	sb->start_cancelled = false;
 	sb->start_deadline_ns = ttrpc_call_deadline_ns(call);
+	sb->start_begin_ns = now_ns();
 	ttrpc_call_set_cancel(call, start_cancel, sb);
 	set_state(sb, SANDBOX_STARTING);
 	logp_info(&lf, "creating instance %s", sb->instance_name);
@@ -660,6 +665,7 @@ static void handle_stop_vm(struct ttrpc_call *call, const uint8_t *payload, size
 	}
 	struct sandbox *sb = adaptor_find_sandbox(a, req->id);
 	hypervisor__stop_vmrequest__free_unpacked(req, NULL);
+	metrics_counter_inc(a->stopvm_total);
 	if (!sb) {
 		/* Already stopped (or never created): teardown is idempotent for the shim. */
 		ttrpc_call_reply(call, NULL, 0);

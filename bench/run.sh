@@ -13,6 +13,7 @@ bin=$build/bin
 N=${BENCH_CALLS:-20000}
 PODS=${BENCH_PODS:-100}
 t=$(mktemp -d "${TMPDIR:-/tmp}/pp-bench.XXXXXX")
+export PROBE_PORT=$((40000 + RANDOM % 20000))
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done

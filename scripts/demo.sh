@@ -6,6 +6,7 @@ set -euo pipefail
 build=$(cd "${1:-build}" && pwd)
 bin=$build/bin
 t=$(mktemp -d "${TMPDIR:-/tmp}/pp-demo.XXXXXX")
+export PROBE_PORT=$((40000 + RANDOM % 20000))
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done

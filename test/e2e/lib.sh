@@ -14,6 +14,8 @@ DATA=$T/data
 AGENT=$T/agent.sock
 RECORD=$T/agent-record.jsonl
 FWD_PORT=$((20000 + RANDOM % 20000))
+# the adaptor's /metrics and probes (127.0.0.1:PROBE_PORT); one per test run
+export PROBE_PORT=$((40000 + RANDOM % 20000))
 ADAPTOR_PID=
 STANDIN_PID=
 
@@ -72,6 +74,17 @@ start_adaptor() {
 	ADAPTOR_PID=$!
 	PIDS+=("$ADAPTOR_PID")
 	wait_for_socket "$HV"
+}
+
+# http_get PATH: "<status> <body>" of GET http://127.0.0.1:$PROBE_PORT/PATH
+http_get() {
+	python3 - "$PROBE_PORT" "$1" <<'EOP'
+import http.client, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=5)
+c.request("GET", sys.argv[2])
+r = c.getresponse()
+print(r.status, r.read().decode())
+EOP
 }
 
 ctl() {

@@ -32,6 +32,16 @@ info=$(ctl info --pod nginx --namespace default) || fail "info"
 grep -q "local-podvm-nginx-" <<<"$info" || fail "info: $info"
 ok "podvminfo"
 
+[[ $(http_get /startup) == "200 ok" ]] || fail "/startup: $(http_get /startup)"
+[[ $(http_get /readyz) == "200 ok" ]] || fail "/readyz"
+[[ $(http_get /livez) == "200 ok" ]] || fail "/livez"
+metrics=$(http_get /metrics)
+grep -q '^cloud_api_adaptor_sandboxes_running 1$' <<<"$metrics" || fail "metrics: $metrics"
+grep -q '^cloud_api_adaptor_startvm_total{result="ok"} 2$' <<<"$metrics" || fail "startvm counter: $metrics"
+grep -q '^cloud_api_adaptor_startvm_seconds_count 2$' <<<"$metrics" || fail "startvm histogram"
+[[ $(http_get /nope | cut -d' ' -f1) == 404 ]] || fail "unknown path"
+ok "/metrics, /startup, /readyz, /livez"
+
 A() { "$BIN/peerpodctl" agent --agent-socket "$sock" "$@"; }
 A health || fail "health"
 A create-sandbox --sandbox-id "$sid" --hostname nginx --dns "nameserver 10.96.0.10" || fail "create-sandbox"

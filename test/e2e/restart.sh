@@ -18,6 +18,8 @@ ctl create "$stray" --pod stray --namespace default >/dev/null || fail "create s
 ctl start "$stray" || fail "start stray"
 ok "two pods running"
 
+# a probe connection, so the restarted adaptor binds a port with connections in TIME_WAIT
+[[ $(http_get /startup) == "200 ok" ]] || fail "/startup before the restart"
 kill -KILL "$ADAPTOR_PID"
 wait "$ADAPTOR_PID" 2>/dev/null
 rm -rf "${PODS:?}/$stray"
@@ -31,6 +33,9 @@ for i in $(seq 1 50); do
 done
 "$BIN/peerpodctl" agent --agent-socket "$sock" health || fail "health after restart"
 ok "agent socket works again after the restart"
+[[ $(http_get /startup) == "200 ok" ]] || fail "/startup after the restart"
+grep -q '^cloud_api_adaptor_sandboxes_running 1$' <<<"$(http_get /metrics)" ||
+	fail "restored running sandbox not counted"
 
 for i in $(seq 1 100); do
 	[[ ! -d $DATA/local/podvm-stray-${stray:0:8} ]] && break

@@ -149,6 +149,7 @@ pb_str() {
 # forwarder to $T/agent.sock. Sets HV_SOCK, PODS_DIR and ADAPTOR_PID.
 start_adaptor() {
 	HV_SOCK=$T/hypervisor.sock
+	export PROBE_PORT=$((40000 + RANDOM % 20000))
 	PODS_DIR=$T/pods
 	mkdir -p "$T/data"
 	start adaptor "$BIN/cloud-api-adaptor" local -socket "$HV_SOCK" -pods-dir "$PODS_DIR" \
