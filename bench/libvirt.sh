@@ -118,22 +118,7 @@ with open(out, "a") as f:
 PY
 WATCH_PID=$!
 
-ip netns exec "$LV_NS" "$BIN/cloud-api-adaptor" libvirt \
-	-socket "$C/hypervisor.sock" -pods-dir "$C/pods" -data-dir "$C/data" \
-	-uri "qemu+unix:///system?socket=$LV_T/sock/libvirt-sock" \
-	-pool-name "$LV_POOL" -network-name "$LV_NET" -vol-name podvm-base.qcow2 \
-	-cpu 1 -memory "$LV_VM_MEM_MB" \
-	-libvirt-kernel "$LV_IMG/vmlinuz" -libvirt-initrd "$LV_IMG/initrd.img" \
-	-libvirt-cmdline "console=ttyS0 panic=-1" \
-	-libvirt-console-log-dir "$C/consoles" -libvirt-ip-interval 500ms \
-	-libvirt-ip-retries 600 -log-format json -log-level debug >"$C/adaptor.log" 2>&1 &
-CAA_PID=$!
-for ((i = 0; i < 100; i++)); do
-	[[ -S $C/hypervisor.sock ]] && break
-	sleep 0.1
-done
-[[ -S $C/hypervisor.sock ]] || lv_fail "the adaptor does not listen"
-ctl() { "$BIN/peerpodctl" --socket "$C/hypervisor.sock" "$@"; }
+lv_caa_start "" -libvirt-ip-retries 600 -log-format json -log-level debug
 
 # start_pods SCENARIO N: N pods created, started at once, checked, stopped; one record per pod
 # in $C/starts.jsonl.

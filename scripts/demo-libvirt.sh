@@ -68,23 +68,8 @@ ip netns add "$POD_NS" &&
 ip -n "$POD_NS" -br addr show eth0 | show
 
 step "cloud-api-adaptor libvirt (mutual TLS to the pod VM's forwarder)"
-ip netns exec "$LV_NS" "$BIN/cloud-api-adaptor" libvirt \
-	-socket "$C/hypervisor.sock" -pods-dir "$C/pods" -data-dir "$C/data" \
-	-uri "qemu+unix:///system?socket=$LV_T/sock/libvirt-sock" \
-	-pool-name "$LV_POOL" -network-name "$LV_NET" -vol-name podvm-base.qcow2 \
-	-cpu 1 -memory "$LV_VM_MEM_MB" \
-	-libvirt-kernel "$LV_IMG/vmlinuz" -libvirt-initrd "$LV_IMG/initrd.img" \
-	-libvirt-cmdline "console=ttyS0 panic=-1 pp.test_listener=$ECHO_PORT" \
-	-libvirt-console-log-dir "$C/consoles" -libvirt-ip-interval 500ms \
-	-libvirt-ip-retries 240 >"$C/adaptor.log" 2>&1 &
-CAA_PID=$!
-for ((i = 0; i < 100; i++)); do
-	[[ -S $C/hypervisor.sock ]] && break
-	sleep 0.1
-done
-[[ -S $C/hypervisor.sock ]] || lv_fail "the adaptor does not listen"
+lv_caa_start "pp.test_listener=$ECHO_PORT" -libvirt-ip-retries 240
 lv_log "adaptor pid $CAA_PID serving $C/hypervisor.sock"
-ctl() { "$BIN/peerpodctl" --socket "$C/hypervisor.sock" "$@"; }
 
 sid=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 step "CreateVM (sandbox ${sid:0:12}..., pod default/nginx, netns /run/netns/$POD_NS)"

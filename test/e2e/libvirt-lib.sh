@@ -329,3 +329,53 @@ lv_wait_forwarder() {
 	done
 	lv_fail "the forwarder at $1:15150 did not answer within ${2:-120}s"
 }
+
+# ---- the adaptor with the libvirt provider (callers set C: a short scratch dir, since agent
+# socket paths must fit in sun_path) ----
+
+CAA_PID=
+
+# lv_caa_start "KERNEL OPTIONS" [FLAGS...]: cloud-api-adaptor libvirt in the node namespace with
+# its state in $C and its log appended to $C/adaptor.log; extra kernel options go after the
+# console ones, extra flags after the common ones (a later flag wins). Waits for the socket.
+lv_caa_start() {
+	local opts=$1
+	shift
+	rm -f "$C/hypervisor.sock"
+	ip netns exec "$LV_NS" "$BIN/cloud-api-adaptor" libvirt \
+		-socket "$C/hypervisor.sock" -pods-dir "$C/pods" -data-dir "$C/data" \
+		-uri "qemu+unix:///system?socket=$LV_T/sock/libvirt-sock" \
+		-pool-name "$LV_POOL" -network-name "$LV_NET" -vol-name podvm-base.qcow2 \
+		-cpu 1 -memory "$LV_VM_MEM_MB" \
+		-libvirt-kernel "$LV_IMG/vmlinuz" -libvirt-initrd "$LV_IMG/initrd.img" \
+		-libvirt-cmdline "console=ttyS0 panic=-1${opts:+ $opts}" \
+		-libvirt-console-log-dir "$C/consoles" -libvirt-ip-interval 500ms \
+		"$@" >>"$C/adaptor.log" 2>&1 &
+	CAA_PID=$!
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[[ -S $C/hypervisor.sock ]] && return 0
+		kill -0 "$CAA_PID" 2>/dev/null || lv_fail "the adaptor exited at start"
+		sleep 0.1
+	done
+	lv_fail "the adaptor does not listen on $C/hypervisor.sock"
+}
+
+# lv_caa_stop [SIGNAL]: signal the adaptor (TERM by default), wait, KILL after 10 s.
+lv_caa_stop() {
+	[[ -n $CAA_PID ]] || return 0
+	# braces: no "Killed" job notice from bash
+	{
+		kill "-${1:-TERM}" "$CAA_PID"
+		local i
+		for ((i = 0; i < 100; i++)); do
+			kill -0 "$CAA_PID" || break
+			sleep 0.1
+		done
+		kill -KILL "$CAA_PID"
+		wait "$CAA_PID"
+	} 2>/dev/null
+	CAA_PID=
+}
+
+ctl() { "$BIN/peerpodctl" --socket "$C/hypervisor.sock" "$@"; }

@@ -10,24 +10,8 @@
 . "$(dirname "$0")/libvirt-lib.sh"
 
 ECHO_PORT=7777
-CAA_PID=
 PODNETS=()
 C= # adaptor scratch dir: short, agent socket paths must fit in sun_path (108 bytes)
-
-caa_stop() { # kill -TERM (or the signal given) and wait
-	[[ -n $CAA_PID ]] || return 0
-	# braces: no "Killed" job notice from bash
-	{
-		kill "-${1:-TERM}" "$CAA_PID"
-		for ((i = 0; i < 100; i++)); do
-			kill -0 "$CAA_PID" || break
-			sleep 0.1
-		done
-		kill -KILL "$CAA_PID"
-		wait "$CAA_PID"
-	} 2>/dev/null
-	CAA_PID=
-}
 
 pods_cleanup() {
 	local rc=$? n d
@@ -41,7 +25,7 @@ pods_cleanup() {
 			tail -n 30 "$f"
 		done
 	fi
-	caa_stop TERM
+	lv_caa_stop TERM
 	if [[ -n $LV_DAEMON_PID ]] && kill -0 "$LV_DAEMON_PID" 2>/dev/null; then
 		for d in $(lv_virsh list --all --name 2>/dev/null); do LV_DOMAINS+=("$d"); done
 	fi
@@ -51,28 +35,6 @@ pods_cleanup() {
 	lv_cleanup
 }
 
-# caa_start: the adaptor in the node namespace; waits for its socket.
-caa_start() {
-	rm -f "$C/hypervisor.sock"
-	ip netns exec "$LV_NS" "$BIN/cloud-api-adaptor" libvirt \
-		-socket "$C/hypervisor.sock" -pods-dir "$C/pods" -data-dir "$C/data" \
-		-uri "qemu+unix:///system?socket=$LV_T/sock/libvirt-sock" \
-		-pool-name "$LV_POOL" -network-name "$LV_NET" -vol-name podvm-base.qcow2 \
-		-cpu 1 -memory "$LV_VM_MEM_MB" -libvirt-machine q35 \
-		-libvirt-kernel "$LV_IMG/vmlinuz" -libvirt-initrd "$LV_IMG/initrd.img" \
-		-libvirt-cmdline "console=ttyS0 panic=-1 pp.test_listener=$ECHO_PORT" \
-		-libvirt-console-log-dir "$C/consoles" -libvirt-ip-interval 500ms \
-		-libvirt-ip-retries 240 -proxy-timeout 3m -log-level debug >>"$C/adaptor.log" 2>&1 &
-	CAA_PID=$!
-	for ((i = 0; i < 100; i++)); do
-		[[ -S $C/hypervisor.sock ]] && return 0
-		kill -0 "$CAA_PID" 2>/dev/null || lv_fail "the adaptor exited at start"
-		sleep 0.1
-	done
-	lv_fail "the adaptor does not listen on $C/hypervisor.sock"
-}
-
-ctl() { "$BIN/peerpodctl" --socket "$C/hypervisor.sock" "$@"; }
 agent() { # SOCKET ARGS...
 	local s=$1
 	shift
@@ -160,6 +122,12 @@ make_pod 1
 make_pod 2
 lv_log "node namespace ready: pod netns pp-pod-$$-1 (10.244.1.7), pp-pod-$$-2 (10.244.2.7)"
 
+# the adaptor as this test runs it: an echo listener in each VM's pod namespace, patient waits
+caa_start() {
+	lv_caa_start "pp.test_listener=$ECHO_PORT" -libvirt-ip-retries 240 -proxy-timeout 3m \
+		-log-level debug
+}
+
 caa_start
 lv_log "adaptor (libvirt provider, TLS on) pid $CAA_PID"
 
@@ -187,7 +155,7 @@ echo_check 1
 lv_log "TCP echo from the node to 10.244.1.7:$ECHO_PORT through the vxlan tunnel"
 
 # ---- kill -9 of the adaptor with the pod running, then a restart ----
-caa_stop KILL
+lv_caa_stop KILL
 caa_start
 for ((i = 0; i < 50; i++)); do
 	[[ -S $SOCK_A ]] && break
@@ -204,7 +172,7 @@ ctl create "$SID_B" --pod pod-b --namespace e2e >/dev/null || lv_fail "CreateVM 
 ctl start "$SID_B" >/dev/null || lv_fail "StartVM of pod-b"
 DOM_B=$(domain_of "$SID_B")
 [[ -n $DOM_B ]] || lv_fail "no domain for pod-b"
-caa_stop KILL
+lv_caa_stop KILL
 rm -rf "${C:?}/pods/$SID_B"
 caa_start
 for ((i = 0; i < 120; i++)); do
@@ -258,6 +226,6 @@ assert_no_iptables
 [[ -z $(lv_virsh list --all --name) ]] || lv_fail "domains left: $(lv_virsh list --all --name)"
 lv_log "pod-c and pod-d stopped cleanly"
 
-caa_stop TERM
+lv_caa_stop TERM
 grep -E 'ERROR|error' "$C/adaptor.log" | grep -v 'level=debug' | head -n 5 | sed 's/^/  adaptor: /'
 echo "ok: pods on libvirt pod VMs (TLS, agent calls, vxlan TCP, restart, sweep, stop, 2 at once)"

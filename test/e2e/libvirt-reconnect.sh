@@ -9,22 +9,7 @@
 # One VM at a time. Needs root; exit 77 = skipped.
 . "$(dirname "$0")/libvirt-lib.sh"
 
-CAA_PID=
 C= # adaptor scratch dir: short, agent socket paths must fit in sun_path (108 bytes)
-
-caa_stop() { # kill -TERM (or the signal given) and wait
-	[[ -n $CAA_PID ]] || return 0
-	{
-		kill "-${1:-TERM}" "$CAA_PID"
-		for ((i = 0; i < 100; i++)); do
-			kill -0 "$CAA_PID" || break
-			sleep 0.1
-		done
-		kill -KILL "$CAA_PID"
-		wait "$CAA_PID"
-	} 2>/dev/null
-	CAA_PID=
-}
 
 reconnect_cleanup() {
 	local rc=$?
@@ -38,7 +23,7 @@ reconnect_cleanup() {
 			tail -n 30 "$f"
 		done
 	fi
-	caa_stop TERM
+	lv_caa_stop TERM
 	if [[ -n $LV_DAEMON_PID ]] && kill -0 "$LV_DAEMON_PID" 2>/dev/null; then
 		for d in $(lv_virsh list --all --name 2>/dev/null); do LV_DOMAINS+=("$d"); done
 	fi
@@ -47,31 +32,10 @@ reconnect_cleanup() {
 	lv_cleanup
 }
 
-caa_start() {
-	rm -f "$C/hypervisor.sock"
-	ip netns exec "$LV_NS" "$BIN/cloud-api-adaptor" libvirt \
-		-socket "$C/hypervisor.sock" -pods-dir "$C/pods" -data-dir "$C/data" \
-		-uri "qemu+unix:///system?socket=$LV_T/sock/libvirt-sock" \
-		-pool-name "$LV_POOL" -network-name "$LV_NET" -vol-name podvm-base.qcow2 \
-		-cpu 1 -memory "$LV_VM_MEM_MB" -libvirt-machine q35 \
-		-libvirt-kernel "$LV_IMG/vmlinuz" -libvirt-initrd "$LV_IMG/initrd.img" \
-		-libvirt-cmdline "console=ttyS0 panic=-1" \
-		-libvirt-console-log-dir "$C/consoles" -libvirt-ip-interval 500ms \
-		-libvirt-ip-retries 240 -proxy-timeout 3m -log-level debug >>"$C/adaptor.log" 2>&1 &
-	CAA_PID=$!
-	for ((i = 0; i < 100; i++)); do
-		[[ -S $C/hypervisor.sock ]] && return 0
-		kill -0 "$CAA_PID" 2>/dev/null || lv_fail "the adaptor exited at start"
-		sleep 0.1
-	done
-	lv_fail "the adaptor does not listen on $C/hypervisor.sock"
-}
-
 caa_alive() { # the adaptor started at the beginning still runs
 	kill -0 "$CAA_PID" 2>/dev/null || lv_fail "the adaptor (pid $CAA_PID) died: $1"
 }
 
-ctl() { "$BIN/peerpodctl" --socket "$C/hypervisor.sock" "$@"; }
 new_sid() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 
 health() { # SOCKET
@@ -108,7 +72,7 @@ mkdir -p "$C/consoles"
 lv_upload "$LV_IMG/podvm-base.qcow2" podvm-base.qcow2 qcow2
 lv_in_ns ip route add default dev "$LV_BRIDGE" || lv_fail "default route in $LV_NS"
 
-caa_start
+lv_caa_start "" -libvirt-ip-retries 240 -proxy-timeout 3m -log-level debug
 lv_log "adaptor (libvirt provider) pid $CAA_PID"
 
 # ---- pod A running, then libvirtd restarts under it ----
@@ -160,6 +124,6 @@ vols=$(lv_virsh vol-list "$LV_POOL" | awk '{ print $1 }')
 caa_alive "at the end"
 lv_log "pod-b stopped: only the base volume is left, adaptor pid $CAA_PID never restarted"
 
-caa_stop TERM
+lv_caa_stop TERM
 grep -E 'ERROR|error' "$C/adaptor.log" | grep -v 'level=debug' | head -n 5 | sed 's/^/  adaptor: /'
 echo "ok: libvirt provider reconnects after libvirtd restarts (StopVM and StartVM, no leftovers)"
