@@ -94,6 +94,19 @@ static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *ret)
 }
 
 /* Read one field (tag and value); groups (wire types 3, 4) and wire types 6, 7 are errors. */
+/* A little-endian fixed32 or fixed64 value (n = 4 or 8). */
+static int read_fixed(const uint8_t **p, const uint8_t *end, unsigned n, uint64_t *ret)
+{
+	if (end - *p < (ptrdiff_t)n)
+		return -EBADMSG;
+	uint64_t v = 0;
+	for (unsigned i = 0; i < n; i++)
+		v |= (uint64_t)(*p)[i] << (8 * i);
+	*ret = v;
+	*p += n;
+	return 0;
+}
+
 static int read_field(const uint8_t **p, const uint8_t *end, struct field *f)
 {
 	uint64_t tag, v;
@@ -108,23 +121,9 @@ static int read_field(const uint8_t **p, const uint8_t *end, struct field *f)
 	case WT_VARINT:
 		return read_varint(p, end, &f->v);
 	case WT_FIXED64:
-		if (end - *p < 8)
-			return -EBADMSG;
-		v = 0;
-		for (unsigned i = 0; i < 8; i++)
-			v |= (uint64_t)(*p)[i] << (8 * i);
-		f->v = v;
-		*p += 8;
-		return 0;
+		return read_fixed(p, end, 8, &f->v);
 	case WT_FIXED32:
-		if (end - *p < 4)
-			return -EBADMSG;
-		v = 0;
-		for (unsigned i = 0; i < 4; i++)
-			v |= (uint64_t)(*p)[i] << (8 * i);
-		f->v = v;
-		*p += 4;
-		return 0;
+		return read_fixed(p, end, 4, &f->v);
 	case WT_LEN:
 		r = read_varint(p, end, &v);
 		if (r < 0)
