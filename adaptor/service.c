@@ -296,33 +296,35 @@ static void finish_stop(struct sandbox *sb)
 	sandbox_unlink_and_free(a, sb);
 }
 
-/* After a delete work: the tunnel is gone (or was never there). */
-static void podnet_after_delete(struct sandbox *sb, struct work *w)
+/* A delete work finished: the tunnel is gone (or was never there) and the outcome is logged.
+ * Returns the sandbox, or NULL when it is not known any more. */
+static struct sandbox *delete_finished(struct adaptor *a, struct work *w, int r,
+				       const char *context)
 {
-	if (!w->podnet_active)
-		return;
+	struct sandbox *sb = adaptor_find_sandbox(a, w->sandbox_id);
+	if (!sb)
+		return NULL;
 	struct log_fields lf;
 	sandbox_log_fields(sb, &lf);
-	if (w->podnet_msg)
-		logp_error(&lf, "removing the pod network tunnel: %s", w->podnet_msg);
-	sb->podnet_active = false;
+	if (w->podnet_active) {
+		if (w->podnet_msg)
+			logp_error(&lf, "removing the pod network tunnel: %s", w->podnet_msg);
+		sb->podnet_active = false;
+	}
+	if (r < 0)
+		logp_error(&lf, "deleting instance %s%s failed: %s", w->instance_id, context,
+			   pp_error_message(w->err, r));
+	else
+		logp_info(&lf, "instance %s deleted%s", w->instance_id, context);
+	return sb;
 }
 
 static void delete_done_stop(struct adaptor *a, struct work *w, int r)
 {
-	struct sandbox *sb = adaptor_find_sandbox(a, w->sandbox_id);
-	if (!sb)
-		return;
-	struct log_fields lf;
-	sandbox_log_fields(sb, &lf);
-	podnet_after_delete(sb, w);
-	if (r < 0)
-		/* The instance keeps its tags: the sweep at the next start deletes it. */
-		logp_error(&lf, "deleting instance %s failed: %s", w->instance_id,
-			   pp_error_message(w->err, r));
-	else
-		logp_info(&lf, "instance %s deleted", w->instance_id);
-	finish_stop(sb);
+	/* After a failure the instance keeps its tags: the sweep at the next start deletes it. */
+	struct sandbox *sb = delete_finished(a, w, r, "");
+	if (sb)
+		finish_stop(sb);
 }
 
 static int submit_delete(struct sandbox *sb, void (*done)(struct adaptor *, struct work *, int))
@@ -396,17 +398,9 @@ static void start_reply_error(struct sandbox *sb, int code, const char *fmt, ...
 
 static void delete_done_failed_start(struct adaptor *a, struct work *w, int r)
 {
-	struct sandbox *sb = adaptor_find_sandbox(a, w->sandbox_id);
+	struct sandbox *sb = delete_finished(a, w, r, " after a failed start");
 	if (!sb)
 		return;
-	struct log_fields lf;
-	sandbox_log_fields(sb, &lf);
-	podnet_after_delete(sb, w);
-	if (r < 0)
-		logp_error(&lf, "deleting instance %s after a failed start failed: %s",
-			   w->instance_id, pp_error_message(w->err, r));
-	else
-		logp_info(&lf, "instance %s deleted after a failed start", w->instance_id);
 	free(sb->instance_id);
 	sb->instance_id = NULL;
 	for (size_t i = 0; i < sb->n_ips; i++) {
