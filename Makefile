@@ -16,12 +16,12 @@ WERROR ?= -Werror
 WARN := -Wall -Wextra $(WERROR) -Wformat=2 -Wshadow -Wstrict-prototypes -Wno-unused-parameter \
 	-Wno-missing-field-initializers
 CPPFLAGS += -D_GNU_SOURCE -Ulinux -DPP_VERSION='"$(VERSION)"' -Ilib -Iproviders -I$(BUILD)/gen -I. \
-	-I/usr/include/libnl3 \
+	-I/usr/include/libnl3 -I/usr/include/libxml2 \
 	-MMD -MP
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu17 -fno-strict-aliasing -fstack-protector-strong
 LDFLAGS += -Wl,--as-needed
-LDLIBS += -lprotobuf-c -ljansson -lssl -lcrypto -lcurl -lvirt -lnl-route-3 -lnl-3 -lisofs -lyaml -lz \
+LDLIBS += -lprotobuf-c -ljansson -lssl -lcrypto -lcurl -lvirt -lnl-route-3 -lnl-3 -lisofs -lyaml -lxml2 -lz \
 	-lpthread
 
 ifeq ($(SAN),asan)
@@ -60,7 +60,7 @@ UNIT_BINS := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRC))
 FUZZ_BINS := $(patsubst test/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 
 .PHONY: podvm-image all deps test unit unit-asan fuzz fuzz-build fuzz-replay bench lint format install \
-	demo clean interop e2e
+	demo clean interop cloud k8s e2e
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -152,6 +152,14 @@ demo:
 
 interop: all
 	@scripts/run-tests.sh interop $(BUILD)
+
+# Cloud providers against local ARM and EC2 mocks that check requests with the official SDKs.
+cloud: all
+	@scripts/run-tests.sh cloud $(BUILD)
+
+# install/ manifests and the adaptor against a local Kubernetes API mock.
+k8s: all
+	@scripts/run-tests.sh k8s $(BUILD)
 
 # The pod VM image (podvm/README.md): kernel + busybox initramfs with our binaries, cached.
 podvm-image: $(BUILD)/bin/agent-protocol-forwarder $(BUILD)/bin/process-user-data \

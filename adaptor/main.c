@@ -168,6 +168,7 @@ int main(int argc, char **argv)
 	    .program_dir = self_dir ? dirname(self_dir) : ".",
 	    .forwarder_port = settings.forwarder_port,
 	    .disable_tls = settings.disable_tls,
+	    .cloud_config_verify = settings.cloud_config_verify,
 	};
 	struct adaptor_certs *certs = NULL;
 	r = certs_init(&settings, &certs, &msg);

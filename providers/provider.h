@@ -16,6 +16,9 @@ struct provider_context {
 	const char *program_dir; /* directory of the running adaptor binary */
 	uint16_t forwarder_port; /* where the forwarder listens in the VM */
 	bool disable_tls;        /* the forwarder runs without TLS (tests) */
+	/* CLOUD_CONFIG_VERIFY: init checks with the cloud that credentials, network and image
+	 * exist, and fails with a clear error otherwise. */
+	bool cloud_config_verify;
 };
 
 /* What the adaptor asks for, per pod. All strings are owned by the caller. */

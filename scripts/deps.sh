@@ -8,13 +8,16 @@ PACKAGES=(
 	build-essential make pkg-config clang clang-format libclang-rt-14-dev
 	protobuf-c-compiler libprotobuf-c-dev libssl-dev openssl libjansson-dev libcmocka-dev
 	libcurl4-openssl-dev libvirt-dev libnl-3-dev libnl-route-3-dev libisofs-dev libyaml-dev
-	zlib1g-dev
+	zlib1g-dev libxml2-dev
 	# pod VMs: libvirt + QEMU (TCG without KVM), the pod VM kernel and a busybox userland
 	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils
 	dnsmasq-base iptables busybox-static cpio linux-image-cloud-amd64 ovmf kmod e2fsprogs
 	# interop peers: Go and Rust ttRPC from Debian
 	golang-go golang-github-containerd-ttrpc-dev golang-github-gogo-protobuf-dev
 	cargo rustc librust-ttrpc-dev librust-protobuf-dev
+	# cloud mocks check what we send against the official SDKs' models; packer validates the
+	# pod VM image templates
+	python3-botocore python3-azure packer
 	# tests and benchmarks
 	python3 jq procps iproute2 psmisc util-linux coreutils
 )

@@ -3,6 +3,8 @@
 #   unit         every cmocka binary in BUILD_DIR/test
 #   fuzz-replay  every fuzz target over its corpus in test/fuzz/corpus/<target>
 #   interop      test/interop/*.sh
+#   cloud        test/cloud/*.sh (providers against the ARM and EC2 mocks)
+#   k8s          test/k8s/*.sh (install/ manifests, the adaptor against a Kubernetes API mock)
 #   e2e          test/e2e/*.sh
 # Each test program counts once; exit code 77 means skipped. Results are appended to
 # BUILD_DIR/results (one "group name status" line each) for scripts/test.sh.
@@ -61,7 +63,7 @@ fuzz-replay)
 		run_one "$name" "$t" -runs=0 "$corpus"
 	done
 	;;
-interop | e2e)
+interop | cloud | k8s | e2e)
 	for t in "$root"/test/$group/*.sh; do
 		[[ -x $t ]] || continue
 		run_one "$(basename "$t" .sh)" "$t"

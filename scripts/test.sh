@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: unit tests, the same under ASan+UBSan, fuzz corpus replay, interop with Go and Rust
-# ttRPC peers, and end-to-end runs with the local provider. Prints one final summary line.
+# ttRPC peers, the cloud providers against local ARM/EC2 mocks, install/ and the Kubernetes
+# integration against an API mock, and end-to-end runs. Prints one final summary line.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -14,6 +15,8 @@ step make --no-print-directory unit
 step make --no-print-directory unit-asan
 step make --no-print-directory fuzz-replay
 step make --no-print-directory interop
+step make --no-print-directory cloud
+step make --no-print-directory k8s
 step make --no-print-directory e2e
 pass=$(cat build/results build/asan/results build/fuzz/results 2>/dev/null | grep -c ' pass$')
 fail=$(cat build/results build/asan/results build/fuzz/results 2>/dev/null | grep -c ' fail$')
