@@ -18,9 +18,17 @@ PACKAGES=(
 	# cloud mocks check what we send against the official SDKs' models; packer validates the
 	# pod VM image templates
 	python3-botocore python3-azure packer
+	# install/ manifests are validated against the Kubernetes API models
+	python3-kubernetes
 	# tests and benchmarks
 	python3 jq procps iproute2 psmisc util-linux coreutils
 )
+
+# kubectl (for `kubectl kustomize`): Debian's kubernetes-client, unless some kubectl is already
+# installed; another package's /usr/bin/kubectl would conflict with it.
+if ! command -v kubectl >/dev/null 2>&1; then
+	PACKAGES+=(kubernetes-client)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
