@@ -43,7 +43,7 @@ PROVIDER_SRC := $(sort $(wildcard providers/*.c providers/*/*.c))
 # Programs: folder:binary. Each folder has main.c; its other .c files go into libprog.a so the
 # unit tests and fuzz targets can use them.
 PROGRAMS := adaptor:cloud-api-adaptor podvm/forwarder:agent-protocol-forwarder \
-	podvm/userdata:process-user-data cli:peerpodctl
+	podvm/userdata:process-user-data cli:peerpodctl coordinator:coordinator
 PROG_DIRS := $(foreach p,$(PROGRAMS),$(firstword $(subst :, ,$(p))))
 PROG_SRC := $(foreach d,$(PROG_DIRS),$(filter-out $(d)/main.c,$(sort $(wildcard $(d)/*.c))))
 STANDIN_SRC := $(sort $(wildcard test/standin/*.c))

@@ -2,6 +2,8 @@
  * Everything here runs on the loop thread unless it says otherwise. */
 #pragma once
 
+#include <jansson.h>
+
 #include "base/base.h"
 #include "config/config.h"
 #include "loop/loop.h"
@@ -43,6 +45,16 @@ struct adaptor_settings {
 	char *log_level;
 	uint64_t worker_pool_size;
 	uint16_t probe_port;
+	/* Kubernetes (adaptor/k8s.c) */
+	char *kubeconfig;
+	char *k8s_serviceaccount_dir;
+	char *k8s_api_server;
+	char *k8s_service_host, *k8s_service_port; /* KUBERNETES_SERVICE_HOST/PORT */
+	char *pod_uid;
+	char *runtimeclass_name;
+	int64_t k8s_timeout_ns;
+	int64_t k8s_retry_interval_ns;
+	int64_t health_interval_ns;
 };
 
 extern const struct config_option adaptor_options[];
@@ -124,6 +136,7 @@ struct sandbox {
 	struct netns_pod_network podnet;
 	bool podnet_active; /* tunnel and redirects are set up on this node */
 	char *vm_ip;        /* the tunnel's remote end */
+	char *peerpod_name; /* the PeerPod holding our finalizer (in pod_namespace) */
 
 	/* runtime */
 	struct adaptor *adaptor;
@@ -163,14 +176,53 @@ struct adaptor {
 	struct info_waiter *info_waiters;
 	unsigned pending_deletes; /* delete_instance works in flight, for draining */
 	bool draining;
+	bool reconciled;         /* the restore's sweep of the provider's instances has run */
+	struct adaptor_k8s *k8s; /* NULL: no cluster configured */
+	/* /readyz: the provider's last check (adaptor/metrics.c) */
+	bool provider_unreachable;
+	char *provider_check_msg;
+	bool provider_check_running;
+	struct loop_source *health_timer;
 	/* metrics (NULL handles are ignored by lib/metrics) */
 	struct metrics_counter *startvm_ok, *startvm_failed, *stopvm_total;
 	struct metrics_histogram *startvm_seconds;
 };
 
-/* Register the adaptor's metrics (adaptor/metrics.c) and its probes on the server. */
+/* Register the adaptor's metrics (adaptor/metrics.c) and its probes on the server; the probes
+ * also start the periodic provider check behind /readyz. */
 int adaptor_metrics_init(struct adaptor *a, struct metrics_registry *r);
 void adaptor_probes_init(struct adaptor *a, struct metrics_server *s);
+void adaptor_probes_done(struct adaptor *a);
+
+/* ---- Kubernetes (adaptor/k8s.c, WIRE.md 8.5, 8.7) ---- */
+
+struct adaptor_k8s;
+/* Set a->k8s when NODE_NAME is set and a cluster is configured (KUBECONFIG / -kubeconfig, or
+ * the in-cluster service account); leaves it NULL otherwise. <0 only for a broken config. */
+int adaptor_k8s_init(struct adaptor *a);
+void adaptor_k8s_free(struct adaptor *a);
+/* After adaptor_restore: advertise the node resource, clean up PeerPods left behind, retry
+ * pending finalizer releases, and start checking this node's pods for /startup. */
+int adaptor_k8s_start(struct adaptor *a);
+/* At drain: remove the node resource if this instance still owns it (on the worker pool). */
+void adaptor_k8s_shutdown(struct adaptor *a);
+bool adaptor_k8s_startup_ready(const struct adaptor *a, char *reason, size_t size);
+/* Record a PeerPod whose finalizer could not be released; persisted and retried. */
+void adaptor_k8s_release_later(struct adaptor *a, const char *ns, const char *name);
+/* Worker-thread calls for a pod's start and stop (one attempt each, bounded by -k8s-timeout).
+ * pod_prepare: the pod's uid and its merged image pull secrets as auth.json (NULL when none;
+ * free with free_secret); *ret_msg is a warning about what was skipped. */
+int adaptor_k8s_pod_prepare(struct adaptor_k8s *k, const char *ns, const char *pod, char **ret_uid,
+			    char **ret_auth_json, char **ret_msg);
+int adaptor_k8s_peerpod_create(struct adaptor_k8s *k, const char *ns, const char *pod,
+			       const char *pod_uid, const char *instance_id, char **ret_name,
+			       struct pp_error **reterr);
+/* Merge one image pull secret (kubernetes.io/dockerconfigjson or dockercfg) into an "auths"
+ * object; registries already there are kept. 0 for other secret types; -EINVAL if malformed. */
+int adaptor_k8s_merge_secret(const json_t *secret, json_t *auths);
+/* 0 when the finalizer is released or the PeerPod is gone. */
+int adaptor_k8s_peerpod_release(struct adaptor_k8s *k, const char *ns, const char *name,
+				struct pp_error **reterr);
 
 int adaptor_new(struct loop *loop, struct adaptor_settings *settings,
 		const struct provider_ops *ops, struct provider *provider,
@@ -194,6 +246,9 @@ int adaptor_build_apf_json(const struct adaptor *a, const struct sandbox *sb, co
 /* The cloud-config user-data around apf.json (WIRE.md 5.1). */
 int adaptor_build_user_data(const struct adaptor *a, const char *apf_json, const char *initdata,
 			    char **ret);
+/* The same with auth.json (registry credentials; NULL or "" for none). Safe on any thread. */
+int adaptor_build_user_data_auth(const struct adaptor *a, const char *apf_json,
+				 const char *auth_json, const char *initdata, char **ret);
 
 /* The per-sandbox agent proxy (adaptor/proxy.c). */
 int proxy_start(struct sandbox *sb);

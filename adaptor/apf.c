@@ -83,9 +83,17 @@ int adaptor_build_apf_json(const struct adaptor *a, const struct sandbox *sb, co
 int adaptor_build_user_data(const struct adaptor *a, const char *apf_json, const char *initdata,
 			    char **ret)
 {
-	struct userdata_file files[3];
+	return adaptor_build_user_data_auth(a, apf_json, NULL, initdata, ret);
+}
+
+int adaptor_build_user_data_auth(const struct adaptor *a, const char *apf_json,
+				 const char *auth_json, const char *initdata, char **ret)
+{
+	struct userdata_file files[4];
 	size_t n = 0;
 	files[n++] = (struct userdata_file){USERDATA_PATH_APF_JSON, apf_json};
+	if (!str_empty(auth_json))
+		files[n++] = (struct userdata_file){USERDATA_PATH_AUTH_JSON, auth_json};
 	if (!str_empty(initdata))
 		files[n++] = (struct userdata_file){USERDATA_PATH_INITDATA, initdata};
 	if (a->settings->enable_scratch_space)

@@ -199,6 +199,9 @@ int main(int argc, char **argv)
 		log_error_errno(r, "cannot set up metrics");
 		goto out;
 	}
+	r = adaptor_k8s_init(a);
+	if (r < 0)
+		goto out;
 	r = adaptor_restore(a);
 	if (r < 0) {
 		log_error_errno(r, "cannot restore sandboxes from %s", settings.pods_dir);
@@ -216,6 +219,11 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	adaptor_probes_init(a, probes);
+	r = adaptor_k8s_start(a);
+	if (r < 0) {
+		log_error_errno(r, "cannot start the Kubernetes integration");
+		goto out;
+	}
 
 	struct daemon_state d = {.adaptor = a};
 	if (loop_add_signal(loop, SIGTERM, on_signal, &d, NULL) < 0 ||
@@ -229,6 +237,8 @@ int main(int argc, char **argv)
 	r = loop_run(loop);
 	log_info("exiting");
 out:
+	if (a)
+		adaptor_probes_done(a);
 	metrics_server_free(probes);
 	adaptor_free(a);
 	metrics_registry_free(registry);

@@ -1,6 +1,9 @@
 /* adaptor/metrics.c: the adaptor's Prometheus metrics and its probes (ARCHITECTURE.md,
  * Observability; WIRE.md 8.5). */
+#include <stdio.h>
+
 #include "adaptor.h"
+#include "log/log.h"
 
 static double sandboxes(void *userdata)
 {
@@ -59,11 +62,8 @@ int adaptor_metrics_init(struct adaptor *a, struct metrics_registry *reg)
 	return r;
 }
 
-/* Ready once the hypervisor socket serves and until draining starts. (WIRE.md 8.5's /startup
- * also waits for this node's kata-remote pods to be Ready; that needs the Kubernetes API.) */
-static bool serving(void *userdata, char *reason, size_t size)
+static bool serving(const struct adaptor *a, char *reason, size_t size)
 {
-	const struct adaptor *a = userdata;
 	if (a->draining) {
 		str_copy(reason, size, "draining");
 		return false;
@@ -75,8 +75,94 @@ static bool serving(void *userdata, char *reason, size_t size)
 	return true;
 }
 
+/* WIRE.md 8.5: the socket serves, the restored state is reconciled with the provider, and
+ * (with a cluster) this node's kata-remote pods are Ready again since our start. */
+static bool startup(void *userdata, char *reason, size_t size)
+{
+	const struct adaptor *a = userdata;
+	if (!serving(a, reason, size))
+		return false;
+	if (!a->reconciled) {
+		str_copy(reason, size, "reconciling instances with the provider");
+		return false;
+	}
+	return adaptor_k8s_startup_ready(a, reason, size);
+}
+
+/* Ready while serving and the provider answers its last check. */
+static bool ready(void *userdata, char *reason, size_t size)
+{
+	const struct adaptor *a = userdata;
+	if (!serving(a, reason, size))
+		return false;
+	if (a->provider_unreachable) {
+		(void)snprintf(reason, size, "provider %s unreachable: %s", a->provider_ops->name,
+			       a->provider_check_msg ?: "check failed");
+		return false;
+	}
+	return true;
+}
+
+struct check_work {
+	struct adaptor *adaptor;
+	struct pp_error *err;
+};
+
+static int check_run(void *data)
+{
+	struct check_work *cw = data;
+	struct adaptor *a = cw->adaptor;
+	return a->provider_ops->check(a->provider, &cw->err);
+}
+
+static void health_tick(struct loop_source *s, void *userdata);
+
+static void check_done(struct loop *l, int r, void *data)
+{
+	struct check_work *cw = data;
+	struct adaptor *a = cw->adaptor;
+	a->provider_check_running = false;
+	bool was = a->provider_unreachable;
+	a->provider_unreachable = r < 0;
+	free(a->provider_check_msg);
+	a->provider_check_msg = r < 0 ? strdup(pp_error_message(cw->err, r)) : NULL;
+	if (r < 0 && !was)
+		log_warning("provider %s unreachable: %s", a->provider_ops->name,
+			    pp_error_message(cw->err, r));
+	else if (r >= 0 && was)
+		log_info("provider %s reachable again", a->provider_ops->name);
+	pp_error_free(cw->err);
+	free(cw);
+}
+
+static void health_tick(struct loop_source *s, void *userdata)
+{
+	struct adaptor *a = userdata;
+	int64_t interval = MAX(a->settings->health_interval_ns, 100 * NSEC_PER_MSEC);
+	(void)loop_source_set_timer(s, now_ns() + interval);
+	if (a->provider_check_running || a->draining)
+		return;
+	struct check_work *cw = calloc(1, sizeof(*cw));
+	if (!cw)
+		return;
+	cw->adaptor = a;
+	a->provider_check_running = true;
+	if (loop_submit_work(a->loop, check_run, check_done, cw) < 0) {
+		a->provider_check_running = false;
+		free(cw);
+	}
+}
+
 void adaptor_probes_init(struct adaptor *a, struct metrics_server *s)
 {
-	metrics_server_set_probe(s, METRICS_PROBE_STARTUP, serving, a);
-	metrics_server_set_probe(s, METRICS_PROBE_READY, serving, a);
+	metrics_server_set_probe(s, METRICS_PROBE_STARTUP, startup, a);
+	metrics_server_set_probe(s, METRICS_PROBE_READY, ready, a);
+	if (a->provider_ops->check && !a->health_timer)
+		(void)loop_add_timer(a->loop, now_ns(), health_tick, a, &a->health_timer);
+}
+
+void adaptor_probes_done(struct adaptor *a)
+{
+	a->health_timer = loop_source_free(a->health_timer);
+	a->provider_check_msg = mfree(a->provider_check_msg);
 }

@@ -42,6 +42,7 @@ struct sandbox *sandbox_free(struct sandbox *sb)
 	free(sb->machine_type);
 	netns_pod_network_done(&sb->podnet);
 	free(sb->vm_ip);
+	free(sb->peerpod_name);
 	free(sb->dir);
 	free(sb->agent_socket);
 	free(sb->stop_calls);
@@ -77,6 +78,7 @@ int sandbox_to_json(const struct sandbox *sb, char **ret)
 	r = r ?: set_str(o, "machine-type", sb->machine_type);
 	r = r ?: set_str(o, "state", sandbox_state_to_string(sb->state));
 	r = r ?: set_str(o, "vm-ip", sb->vm_ip);
+	r = r ?: set_str(o, "peerpod", sb->peerpod_name);
 	if (r < 0)
 		return r;
 	if (sb->has_podnet) {
@@ -160,6 +162,7 @@ int sandbox_from_json(const char *text, size_t len, struct sandbox **ret, char *
 	r = r ?: get_str(o, "machine-type", false, &sb->machine_type, ret_msg);
 	r = r ?: get_str(o, "state", true, &state, ret_msg);
 	r = r ?: get_str(o, "vm-ip", false, &sb->vm_ip, ret_msg);
+	r = r ?: get_str(o, "peerpod", false, &sb->peerpod_name, ret_msg);
 	json_t *net = json_object_get(o, "pod-network");
 	if (r == 0 && net) {
 		r = podnet_from_json(net, &sb->podnet);

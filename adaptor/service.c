@@ -129,6 +129,12 @@ struct work {
 	bool podnet_active; /* delete: tear the tunnel down first */
 	bool podnet_done;   /* create: the tunnel is up */
 	char *podnet_msg;   /* why setup or teardown failed */
+	/* Kubernetes (adaptor/k8s.c): create fills pod_uid and peerpod_name; delete releases
+	 * peerpod_name's finalizer after the instance is gone */
+	char *initdata;
+	char *peerpod_name;
+	char *k8s_msg;       /* a warning about what the Kubernetes calls could not do */
+	bool release_failed; /* delete: the instance is gone, the finalizer stays */
 	/* list */
 	struct provider_instance *list;
 	size_t n_list;
@@ -146,7 +152,7 @@ static void work_free(struct work *w)
 	free(w->pod_name);
 	free(w->pod_namespace);
 	free(w->node_name);
-	free(w->user_data);
+	free_secret(w->user_data);
 	free_secret(w->apf_json);
 	free(w->image);
 	free(w->machine_type);
@@ -154,6 +160,9 @@ static void work_free(struct work *w)
 	free(w->netns);
 	free(w->vm_ip);
 	free(w->podnet_msg);
+	free(w->initdata);
+	free(w->peerpod_name);
+	free(w->k8s_msg);
 	provider_instance_done(&w->result);
 	provider_instances_free(w->list, w->n_list);
 	pp_error_free(w->err);
@@ -200,6 +209,36 @@ static void podnet_teardown_before_delete(struct work *w)
 	netns_pod_network_done(&n);
 }
 
+/* Before creating the instance: the pod's uid for the PeerPod and its registry credentials for
+ * auth.json. A failing API server costs one bounded call and a warning, never the start. */
+static void k8s_before_create(struct work *w, char **ret_uid)
+{
+	struct adaptor *a = w->adaptor;
+	_cleanup_secret_ char *auth = NULL;
+	int r = adaptor_k8s_pod_prepare(a->k8s, w->pod_namespace, w->pod_name, ret_uid, &auth,
+					&w->k8s_msg);
+	if (r < 0 || !auth)
+		return;
+	char *ud = NULL;
+	r = adaptor_build_user_data_auth(a, w->apf_json, auth, w->initdata, &ud);
+	if (r < 0) {
+		free(w->k8s_msg);
+		w->k8s_msg = strdup("cannot add auth.json to the user data");
+		return;
+	}
+	free_secret(w->user_data);
+	w->user_data = ud;
+}
+
+static void k8s_after_create(struct work *w, const char *pod_uid)
+{
+	_cleanup_pp_error_ struct pp_error *err = NULL;
+	int r = adaptor_k8s_peerpod_create(w->adaptor->k8s, w->pod_namespace, w->pod_name, pod_uid,
+					   w->result.id, &w->peerpod_name, &err);
+	if (r < 0 && !w->k8s_msg)
+		w->k8s_msg = str_printf("creating the PeerPod: %s", pp_error_message(err, r));
+}
+
 static int work_run(void *data)
 {
 	struct work *w = data;
@@ -223,7 +262,14 @@ static int work_run(void *data)
 		    .memory_mib = w->memory_mib,
 		    .gpus = w->gpus,
 		};
+		_cleanup_free_ char *pod_uid = NULL;
+		if (w->adaptor->k8s) {
+			k8s_before_create(w, &pod_uid);
+			spec.user_data = w->user_data;
+		}
 		int r = ops->create_instance(p, &spec, &w->result, &w->err);
+		if (r >= 0 && pod_uid && w->result.id)
+			k8s_after_create(w, pod_uid);
 		/* The tunnel needs the instance's address; a failure here is reported beside
 		 * the created instance, which create_done() then deletes. */
 		if (r >= 0 && w->podnet_json && w->result.n_ips > 0)
@@ -246,6 +292,16 @@ static int work_run(void *data)
 			r = ops->delete_instance(p, w->instance_id, &w->err);
 			if (r >= 0)
 				break;
+		}
+		if (r >= 0 && w->peerpod_name && w->adaptor->k8s) {
+			_cleanup_pp_error_ struct pp_error *err = NULL;
+			int k = adaptor_k8s_peerpod_release(w->adaptor->k8s, w->pod_namespace,
+							    w->peerpod_name, &err);
+			if (k < 0) {
+				w->release_failed = true;
+				w->k8s_msg = str_printf("releasing PeerPod %s: %s", w->peerpod_name,
+							pp_error_message(err, k));
+			}
 		}
 		return r;
 	}
@@ -316,6 +372,15 @@ static struct sandbox *delete_finished(struct adaptor *a, struct work *w, int r,
 			   pp_error_message(w->err, r));
 	else
 		logp_info(&lf, "instance %s deleted%s", w->instance_id, context);
+	if (r >= 0 && w->peerpod_name) {
+		if (w->release_failed) {
+			logp_warning(&lf, "%s; retrying later",
+				     w->k8s_msg ?: "releasing the PeerPod");
+			adaptor_k8s_release_later(a, sb->pod_namespace, w->peerpod_name);
+		} else
+			logp_info(&lf, "PeerPod %s released", w->peerpod_name);
+		sb->peerpod_name = mfree(sb->peerpod_name);
+	}
 	return sb;
 }
 
@@ -336,6 +401,14 @@ static int submit_delete(struct sandbox *sb, void (*done)(struct adaptor *, stru
 	*w = (struct work){.adaptor = a, .kind = WORK_DELETE, .done = done};
 	w->sandbox_id = strdup(sb->id);
 	w->instance_id = strdup(sb->instance_id);
+	if (sb->peerpod_name && a->k8s) {
+		w->peerpod_name = strdup(sb->peerpod_name);
+		w->pod_namespace = strdup(sb->pod_namespace);
+		if (!w->peerpod_name || !w->pod_namespace) {
+			work_free(w);
+			return -ENOMEM;
+		}
+	}
 	if (!w->sandbox_id || !w->instance_id) {
 		work_free(w);
 		return -ENOMEM;
@@ -464,6 +537,8 @@ static void create_done(struct adaptor *a, struct work *w, int r)
 	struct log_fields lf;
 	sandbox_log_fields(sb, &lf);
 	if (r < 0) {
+		if (w->k8s_msg)
+			logp_warning(&lf, "Kubernetes: %s", w->k8s_msg);
 		start_reply_error(sb, TTRPC_UNKNOWN, "creating an instance : %s",
 				  pp_error_message(w->err, r));
 		set_state(sb, SANDBOX_CREATED);
@@ -479,10 +554,18 @@ static void create_done(struct adaptor *a, struct work *w, int r)
 		free(sb->vm_ip);
 		sb->vm_ip = TAKE_PTR(w->vm_ip);
 	}
+	if (w->peerpod_name) {
+		free(sb->peerpod_name);
+		sb->peerpod_name = TAKE_PTR(w->peerpod_name);
+	}
 	set_state(sb, SANDBOX_STARTING);
 	sandbox_log_fields(sb, &lf);
 	logp_info(&lf, "instance %s created, address %s", sb->instance_id,
 		  sb->n_ips ? sb->ips[0] : "(none)");
+	if (w->k8s_msg)
+		logp_warning(&lf, "Kubernetes: %s", w->k8s_msg);
+	if (sb->peerpod_name)
+		logp_info(&lf, "PeerPod %s/%s created", sb->pod_namespace, sb->peerpod_name);
 	notify_info_waiters(a, sb);
 
 	if (sb->stop_requested || sb->start_cancelled || !sb->start_call) {
@@ -603,6 +686,7 @@ static void start_vm(struct adaptor *a, struct ttrpc_call *call, const char *id)
 	w->node_name = strdup(a->settings->node_name ?: "");
 	w->user_data = TAKE_PTR(user_data);
 	w->apf_json = TAKE_PTR(apf);
+	w->initdata = str_dup(initdata ?: a->settings->initdata);
 	w->image = str_dup(sb->image);
 	w->machine_type = str_dup(sb->machine_type);
 	if (sb->has_podnet) {
@@ -1015,6 +1099,7 @@ static bool instance_owned(struct adaptor *a, const struct provider_instance *pi
 
 static void list_done(struct adaptor *a, struct work *w, int r)
 {
+	a->reconciled = true;
 	if (r == -EOPNOTSUPP)
 		return;
 	if (r < 0) {
@@ -1155,6 +1240,7 @@ struct adaptor *adaptor_free(struct adaptor *a)
 	if (!a)
 		return NULL;
 	a->server = ttrpc_server_free(a->server);
+	adaptor_k8s_free(a);
 	while (a->info_waiters)
 		info_waiter_remove(a->info_waiters);
 	while (a->sandboxes) {
@@ -1199,6 +1285,7 @@ bool adaptor_drain(struct adaptor *a)
 		 * VMs keep running: the next adaptor process picks them up. */
 		a->server = ttrpc_server_free(a->server);
 		(void)unlink(a->settings->socket);
+		adaptor_k8s_shutdown(a);
 	}
 	return loop_pending_work(a->loop) == 0;
 }

@@ -75,6 +75,9 @@ struct provider_ops {
 	/* Instances this adaptor created (tagged with the project's tags), for the leak sweep. */
 	int (*list_instances)(struct provider *p, struct provider_instance **ret, size_t *ret_n,
 			      struct pp_error **reterr);
+	/* Optional: whether the cloud (or libvirt) answers, for /readyz. Runs periodically on a
+	 * worker thread; must be cheap. NULL means always reachable. */
+	int (*check)(struct provider *p, struct pp_error **reterr);
 };
 
 /* The providers built into this binary. */

@@ -402,6 +402,13 @@ static int local_create_instance(struct provider *p, const struct provider_insta
 	r = rec.ip && apf_path ? 0 : -ENOMEM;
 	if (r == 0)
 		r = write_file_atomic(apf_path, spec->apf_json, strlen(spec->apf_json), 0600);
+	/* The cloud-config a real VM would read, kept for tests to inspect (it may hold
+	 * registry credentials: 0600). */
+	_cleanup_free_ char *ud_path = str_printf("%s/user-data", dir);
+	if (r == 0 && spec->user_data)
+		r = ud_path
+			? write_file_atomic(ud_path, spec->user_data, strlen(spec->user_data), 0600)
+			: -ENOMEM;
 	if (r == 0)
 		r = record_save(dir, &rec); /* pid 0: a crash now leaves a record, not a process */
 	pid_t pid = 0;
