@@ -3,11 +3,11 @@
 
 extern const struct provider_ops local_provider_ops;
 extern const struct provider_ops libvirt_provider_ops;
+extern const struct provider_ops azure_provider_ops;
+extern const struct provider_ops aws_provider_ops;
 
 const struct provider_ops *const provider_table[] = {
-    &local_provider_ops,
-    &libvirt_provider_ops,
-    NULL,
+    &local_provider_ops, &libvirt_provider_ops, &azure_provider_ops, &aws_provider_ops, NULL,
 };
 
 const struct provider_ops *provider_find(const char *name)
