@@ -17,6 +17,42 @@ struct daemon_state {
 	int64_t drain_deadline_ns;
 };
 
+#define PROBE_RETRY_NS (1 * NSEC_PER_SEC)
+
+/* The /metrics and probe listener, bound now or, while the port is taken, retried. */
+struct probe_binder {
+	struct adaptor *adaptor;
+	struct metrics_registry *registry;
+	uint16_t port;
+	struct metrics_server *server;
+	struct loop_source *timer;
+};
+
+static int probes_bind(struct probe_binder *pb)
+{
+	int r =
+	    metrics_server_new(pb->adaptor->loop, pb->registry, "127.0.0.1", pb->port, &pb->server);
+	if (r >= 0)
+		adaptor_probes_init(pb->adaptor, pb->server);
+	return r;
+}
+
+static void probes_retry(struct loop_source *s, void *userdata)
+{
+	struct probe_binder *pb = userdata;
+	int r = probes_bind(pb);
+	if (r == -EADDRINUSE) {
+		(void)loop_source_set_timer(s, now_ns() + PROBE_RETRY_NS);
+		return;
+	}
+	if (r < 0)
+		log_error_errno(r, "cannot serve /metrics and the probes on 127.0.0.1:%u",
+				pb->port);
+	else
+		log_info("serving /metrics and the probes on 127.0.0.1:%u", pb->port);
+	pb->timer = loop_source_free(pb->timer);
+}
+
 static void drain_tick(struct loop_source *s, void *userdata)
 {
 	struct daemon_state *d = userdata;
@@ -186,7 +222,7 @@ int main(int argc, char **argv)
 
 	struct adaptor *a = NULL;
 	struct metrics_registry *registry = NULL;
-	struct metrics_server *probes = NULL;
+	struct probe_binder pb = {0};
 	r = adaptor_new(loop, &settings, ops, provider, certs, &a);
 	if (r < 0) {
 		log_error_errno(r, "cannot create %s", settings.pods_dir);
@@ -212,13 +248,23 @@ int main(int argc, char **argv)
 		log_error_errno(r, "cannot listen on %s", settings.socket);
 		goto out;
 	}
-	r = metrics_server_new(loop, registry, "127.0.0.1", settings.probe_port, &probes);
+	pb = (struct probe_binder){.adaptor = a, .registry = registry, .port = settings.probe_port};
+	r = probes_bind(&pb);
+	if (r == -EADDRINUSE) {
+		/* A rolling update (maxSurge 1, host network) runs the old adaptor beside us until we
+		 * are ready; its probes answer for the node meanwhile, and we take the port over
+		 * when it exits. */
+		log_warning(
+		    "127.0.0.1:%u is in use (the previous adaptor during a rolling update?); "
+		    "retrying every second",
+		    settings.probe_port);
+		r = loop_add_timer(loop, now_ns() + PROBE_RETRY_NS, probes_retry, &pb, &pb.timer);
+	}
 	if (r < 0) {
 		log_error_errno(r, "cannot serve /metrics and the probes on 127.0.0.1:%u",
 				settings.probe_port);
 		goto out;
 	}
-	adaptor_probes_init(a, probes);
 	r = adaptor_k8s_start(a);
 	if (r < 0) {
 		log_error_errno(r, "cannot start the Kubernetes integration");
@@ -237,9 +283,10 @@ int main(int argc, char **argv)
 	r = loop_run(loop);
 	log_info("exiting");
 out:
+	loop_source_free(pb.timer);
 	if (a)
 		adaptor_probes_done(a);
-	metrics_server_free(probes);
+	metrics_server_free(pb.server);
 	adaptor_free(a);
 	metrics_registry_free(registry);
 	/* Join the workers before the provider goes away. */

@@ -945,6 +945,20 @@ void libvirt_set_hooks(struct provider *p, const struct libvirt_hooks *hooks)
 		p->hooks.lookup_ip = default_lookup_ip;
 }
 
+static int check_op(struct provider *p, virConnectPtr conn, void *ctx, bool retry,
+		    struct pp_error **reterr)
+{
+	if (virConnectIsAlive(conn) == 1)
+		return 0;
+	return pp_error_set(reterr, ECONNRESET, "the connection to libvirt is not alive");
+}
+
+/* For /readyz: the connection answers (with_conn reconnects once after a libvirtd restart). */
+static int libvirt_check(struct provider *p, struct pp_error **reterr)
+{
+	return with_conn(p, check_op, NULL, reterr);
+}
+
 const struct provider_ops libvirt_provider_ops = {
     .name = "libvirt",
     .pod_network = true,
@@ -957,4 +971,5 @@ const struct provider_ops libvirt_provider_ops = {
     .create_instance = libvirt_create_instance,
     .delete_instance = libvirt_delete_instance,
     .list_instances = libvirt_list_instances,
+    .check = libvirt_check,
 };

@@ -432,6 +432,10 @@ static void test_create_list_delete(void **state)
 	assert_int_equal(v[0].n_ips, 1);
 	provider_instances_free(v, nv);
 
+	/* /readyz's check: the connection answers */
+	assert_int_equal(libvirt_provider_ops.check(f->p, &err), 0);
+	assert_null(err);
+
 	/* a second create of the same name fails and leaves the first intact */
 	struct provider_instance dup = {0};
 	pp_error_free(TAKE_PTR(err));
