@@ -19,9 +19,9 @@ PACKAGES=(
 	# pod VM image templates
 	python3-botocore python3-azure packer
 	# install/ manifests are validated against the Kubernetes API models
-	python3-kubernetes
+	python3-kubernetes openssh-client
 	# tests and benchmarks
-	python3 jq procps iproute2 psmisc util-linux coreutils
+	python3 jq procps iproute2 psmisc util-linux coreutils curl bc
 )
 
 # kubectl (for `kubectl kustomize`): Debian's kubernetes-client, unless some kubectl is already
@@ -37,22 +37,42 @@ for p in "${PACKAGES[@]}"; do
 	fi
 done
 
+# Where another package owns /usr/bin/kubectl, keep Debian's kubectl (with its older built-in
+# kustomize) unpacked beside it, so the install/ tests render with both (scripts/test.sh passes
+# it as KUBECTL_EXTRA).
+DEBIAN_KUBECTL_ROOT=/opt/pp-kubectl
+need_unpack=0
+if command -v kubectl >/dev/null 2>&1 && [[ ! -x $DEBIAN_KUBECTL_ROOT/usr/bin/kubectl ]] &&
+	! dpkg-query -W -f='${Status}' kubernetes-client 2>/dev/null | grep -q 'install ok installed'; then
+	need_unpack=1
+fi
+
 if [[ "${1:-}" == "--check" ]]; then
-	if ((${#missing[@]})); then
+	if ((${#missing[@]} || need_unpack)); then
+		((need_unpack)) && missing+=("kubernetes-client (unpacked to $DEBIAN_KUBECTL_ROOT)")
 		echo "deps: missing: ${missing[*]}" >&2
 		exit 1
 	fi
 	exit 0
 fi
 
-if ((${#missing[@]} == 0)); then
-	echo "deps: all ${#PACKAGES[@]} packages present"
-	exit 0
-fi
-
-echo "deps: installing ${missing[*]}"
 SUDO=
 if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q
-$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+if ((${#missing[@]} == 0)); then
+	echo "deps: all ${#PACKAGES[@]} packages present"
+else
+	echo "deps: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	$SUDO apt-get update -q
+	$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ((need_unpack)); then
+	d=$(mktemp -d)
+	if (cd "$d" && apt-get download -q kubernetes-client >/dev/null 2>&1); then
+		$SUDO dpkg -x "$d"/kubernetes-client_*.deb "$DEBIAN_KUBECTL_ROOT"
+	else
+		echo "deps: could not download Debian's kubernetes-client; install/ renders with $(command -v kubectl) only" >&2
+	fi
+	rm -rf "$d"
+fi

@@ -16,6 +16,10 @@ step make --no-print-directory unit-asan
 step make --no-print-directory fuzz-replay
 step make --no-print-directory interop
 step make --no-print-directory cloud
+# Debian's kubectl beside another one (scripts/deps.sh): install/ must render with both
+if [[ -x /opt/pp-kubectl/usr/bin/kubectl ]]; then
+	export KUBECTL_EXTRA=/opt/pp-kubectl/usr/bin/kubectl
+fi
 step make --no-print-directory k8s
 step make --no-print-directory e2e
 pass=$(cat build/results build/asan/results build/fuzz/results 2>/dev/null | grep -c ' pass$')
