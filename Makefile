@@ -173,6 +173,8 @@ bench: all podvm-image
 	@bench/run.sh $(BUILD)
 	@bash bench/attest.sh $(BUILD) || [ $$? -eq 77 ]
 	@bash bench/libvirt.sh $(BUILD) || [ $$? -eq 77 ]
+	@bash bench/azure.sh $(BUILD) || [ $$? -eq 77 ]
+	@bash bench/aws.sh $(BUILD) || [ $$? -eq 77 ]
 
 lint:
 	@scripts/lint.sh
