@@ -38,6 +38,17 @@ if [[ -f $root/bench/results/libvirt.json && -f $root/bench/results/attest.json 
 	 "| TDX verifications/s | \($a.tdx.verifications_per_second) | openssl P-256 verify \($a.tdx.openssl_ecdsap256_verifies_per_second) / 2 (ratio \($a.tdx.ratio)) |"
 	' "$root/bench/results/libvirt.json" "$root/bench/results/attest.json" | block bench-extra
 fi
+if [[ -f $root/bench/results/azure.json && -f $root/bench/results/aws.json ]]; then
+	jq -r -s '.[0] as $z | .[1] as $w |
+	 "| measurement | result | baseline |",
+	 "|---|---|---|",
+	 "| Azure: one pod, StartVM (s) | \($z.one_pod.median_wall_s) (\($z.concurrent_pods.arm_calls_per_pod) ARM calls) | |",
+	 "| Azure: 50 pods at once (s) | \($z.concurrent_pods.total_wall_s) (per pod p50 \($z.concurrent_pods.per_pod_p50_s)) | one pod \($z.one_pod.median_wall_s) (ratio \($z.overlap_ratio_total_over_one_pod)) |",
+	 "| AWS: one pod, StartVM (s) | \($w.one_pod.median_start_s) (\($w.one_pod.ec2_calls_start) EC2 calls) | |",
+	 "| AWS: 50 pods at once (s) | \($w.concurrent.total_s) (per pod p50 \($w.concurrent.p50_s)) | one pod \($w.one_pod.median_start_s) (ratio \($w.concurrent.total_vs_one_pod)) |",
+	 "| SigV4 signatures/s | \($w.sigv4.sign_per_s) | openssl HMAC-SHA256 \($w.sigv4.hmac_sha256_per_s)/s (\($w.sigv4.hmac_per_sign) HMACs per signature) |"
+	' "$root/bench/results/azure.json" "$root/bench/results/aws.json" | block bench-cloud
+fi
 if [[ -f $root/bench/results/latest.json ]]; then
 	bash "$root/bench/table.sh" "$root/bench/results/latest.json" | block bench-table
 fi
