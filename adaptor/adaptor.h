@@ -40,6 +40,7 @@ struct adaptor_settings {
 	bool ext_network_via_podvm;
 	char **pod_subnet_cidrs;
 	bool disable_tls;
+	bool print_config;
 	char *node_name;
 	char *log_format;
 	char *log_level;

@@ -155,6 +155,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "error: unexpected argument \"%s\"\n", argv[argi + argind]);
 		return 2;
 	}
+	if (settings.print_config) {
+		printf("CLOUD_PROVIDER=%s\n", ops->name);
+		for (size_t t = 0; t < ELEMENTSOF(tables); t++)
+			config_print_values(stdout, tables[t].options, tables[t].n_options,
+					    tables[t].settings);
+		return 0;
+	}
 
 	enum log_format lfmt;
 	enum log_level llvl;

@@ -82,5 +82,7 @@ const struct config_option adaptor_options[] = {
 	"how often failed PeerPod finalizer releases are retried"),
     OPT("health-interval", "HEALTH_INTERVAL", CONFIG_DURATION, "10s", health_interval_ns,
 	"how often /readyz checks that the provider is reachable"),
+    OPT("print-config", NULL, CONFIG_BOOL, "false", print_config,
+	"print the configuration this would run with (NAME=value, secrets redacted) and exit"),
 };
 const size_t adaptor_n_options = ELEMENTSOF(adaptor_options);

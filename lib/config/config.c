@@ -410,6 +410,56 @@ void config_free(const struct config_option *options, size_t n_options, void *se
 		field_clear(&options[i], field_of(&options[i], settings));
 }
 
+void config_print_values(FILE *f, const struct config_option *options, size_t n_options,
+			 const void *settings)
+{
+	if (!f || !options || !settings)
+		return;
+	for (size_t i = 0; i < n_options; i++) {
+		const struct config_option *o = &options[i];
+		const void *field = (const uint8_t *)settings + o->offset;
+		if (o->env)
+			fprintf(f, "%s=", o->env);
+		else
+			fprintf(f, "-%s=", o->flag ? o->flag : "?");
+		switch (o->type) {
+		case CONFIG_STRING:
+			fputs(*(char *const *)field ?: "", f);
+			break;
+		case CONFIG_SECRET:
+			fputs(str_empty(*(char *const *)field) ? "" : "<set>", f);
+			break;
+		case CONFIG_BOOL:
+			fputs(*(const bool *)field ? "true" : "false", f);
+			break;
+		case CONFIG_INT:
+			fprintf(f, "%" PRId64, *(const int64_t *)field);
+			break;
+		case CONFIG_UINT:
+			fprintf(f, "%" PRIu64, *(const uint64_t *)field);
+			break;
+		case CONFIG_PORT:
+			fprintf(f, "%u", (unsigned)*(const uint16_t *)field);
+			break;
+		case CONFIG_DURATION: {
+			int64_t ns = *(const int64_t *)field;
+			if (ns % NSEC_PER_SEC == 0)
+				fprintf(f, "%" PRId64 "s", ns / (int64_t)NSEC_PER_SEC);
+			else
+				fprintf(f, "%.9gs", (double)ns / NSEC_PER_SEC);
+			break;
+		}
+		case CONFIG_LIST: {
+			char *const *v = *(char *const *const *)field;
+			for (size_t k = 0; v && v[k]; k++)
+				fprintf(f, "%s%s", k ? "," : "", v[k]);
+			break;
+		}
+		}
+		fputc('\n', f);
+	}
+}
+
 void config_print_help(FILE *f, const struct config_option *options, size_t n_options)
 {
 	if (!f || !options)

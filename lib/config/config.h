@@ -57,5 +57,11 @@ int config_parse(const struct config_table *tables, size_t n_tables, int argc, c
 /* Free every allocated member of a settings struct described by a table. */
 void config_free(const struct config_option *options, size_t n_options, void *settings);
 
+/* Print the parsed values of a table, one "NAME=value" line each (NAME is the environment
+ * variable, else "-flag"): lists comma-joined, durations in seconds, secrets only as "<set>" or
+ * empty. For operators and install checks: what the program will run with. */
+void config_print_values(FILE *f, const struct config_option *options, size_t n_options,
+			 const void *settings);
+
 /* Print "  -flag (ENV, default X)\n\thelp" lines for a table. */
 void config_print_help(FILE *f, const struct config_option *options, size_t n_options);

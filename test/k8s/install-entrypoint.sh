@@ -125,6 +125,14 @@ for o in "${OVERLAYS[@]}"; do
 		else
 			echo "$o: the $p adaptor accepts every value"
 		fi
+		# and reads each one as the Go adaptor would (-print-config: what it would run with)
+		if (cd "$TMP" && env -i PATH=/usr/bin:/bin "${vars[@]}" "$ADAPTOR" "$p" -print-config) \
+			>"$dir/config.txt" 2>"$dir/config.err"; then
+			"$PY" "$CHECK" config-values "$dir/expected.json" "$dir/config.txt" ||
+				failed "$o: the adaptor read the overlay's values differently"
+		else
+			failed "$o: -print-config failed: $(cat "$dir/config.err")"
+		fi
 		# and the probe can tell: a wrong value is named
 		if [[ $p == libvirt ]]; then
 			bad=$(env -i PATH=/usr/bin:/bin "${vars[@]}" LIBVIRT_CPU=two "$ADAPTOR" "$p" \

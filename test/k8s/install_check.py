@@ -636,6 +636,46 @@ def cmd_same(a, b):
                f"  {json.dumps(db[k], sort_keys=True)}")
 
 
+GO_DURATION = re.compile(r"^(\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$")
+DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+def go_seconds(text):
+    return sum(float(n) * DURATION_UNITS[u]
+               for n, u in re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", text))
+
+
+def cmd_config_values(expected_path, printed_path):
+    """The adaptor's -print-config output holds every rendered variable it reads, with the value
+    it parsed: Go's rules for booleans (1/true), numbers, durations, lists and secrets."""
+    with open(expected_path, encoding="utf-8") as f:
+        env = json.load(f)["env"]
+    with open(printed_path, encoding="utf-8") as f:
+        printed = dict(line.rstrip("\n").split("=", 1) for line in f if "=" in line)
+    checked = 0
+    for k, v in env.items():
+        if k not in printed:
+            continue
+        got = printed[k]
+        checked += 1
+        if got == "<set>" or (got == "" and k.endswith(("SECRET", "SECRET_KEY", "TOKEN"))):
+            expect((got == "<set>") == (v != ""), f"{k}: secret {'set' if v else 'empty'}, "
+                   f"the adaptor says {got!r}")
+        elif got in ("true", "false"):
+            expect((got == "true") == (v.lower() in ("1", "true")),
+                   f"{k}: {v!r} read as {got}")
+        elif re.fullmatch(r"-?\d+", got) and re.fullmatch(r"\s*-?\d+\s*", v):
+            expect(int(got) == int(v), f"{k}: {v!r} read as {got}")
+        elif got.endswith("s") and GO_DURATION.match(v):
+            expect(abs(go_seconds(got) - go_seconds(v)) < 1e-9, f"{k}: {v!r} read as {got}")
+        elif "," in v:
+            expect(got == ",".join(x for x in v.split(",") if x), f"{k}: {v!r} read as {got!r}")
+        else:
+            expect(got == v, f"{k}: {v!r} read as {got!r}")
+    expect(checked > 0, "the adaptor printed none of the rendered variables")
+    print(f"the adaptor read {checked} rendered variables as the Go adaptor would")
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "validate":
@@ -650,6 +690,8 @@ def main():
         cmd_same(*args)
     elif cmd == "adaptor-keys":
         cmd_adaptor_keys(*args)
+    elif cmd == "config-values":
+        cmd_config_values(*args)
     else:
         sys.exit(f"unknown command {cmd}")
     for e in errors:

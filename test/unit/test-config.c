@@ -522,6 +522,33 @@ static void test_print_help(void **state)
 	free(buf);
 }
 
+static void test_print_values(void **state)
+{
+	struct result res;
+	parse(&res, "-tags", "a=b,c=d", "-proxy-timeout", "90s", "-debug", "-limit", "-3", NULL);
+	assert_int_equal(res.r, 0);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	assert_non_null(f);
+	config_print_values(f, options, ELEMENTSOF(options), &res.s);
+	fclose(f);
+	assert_non_null(strstr(buf, "REMOTE_HYPERVISOR_ENDPOINT=/run/peerpod/hypervisor.sock\n"));
+	/* a secret is only ever "<set>" or empty */
+	assert_non_null(strstr(buf, "CLIENT_SECRET=<set>\n"));
+	assert_null(strstr(buf, "built-in-secret"));
+	assert_non_null(strstr(buf, "-debug=true\n"));
+	assert_non_null(strstr(buf, "DISABLECVM=true\n"));
+	assert_non_null(strstr(buf, "LIMIT=-3\n"));
+	assert_non_null(strstr(buf, "SIZE=30\n"));
+	assert_non_null(strstr(buf, "FORWARDER_PORT=15150\n"));
+	assert_non_null(strstr(buf, "PROXY_TIMEOUT=90s\n"));
+	assert_non_null(strstr(buf, "TAGS=a=b,c=d\n"));
+	assert_non_null(strstr(buf, "NODE_NAME=\n"));
+	free(buf);
+	result_done(&res);
+}
+
 struct common {
 	char *socket;
 };
@@ -588,6 +615,7 @@ int main(void)
 	    T(test_validator),
 	    T(test_secret_never_echoed),
 	    T(test_print_help),
+	    T(test_print_values),
 	    T(test_multiple_tables),
 	    T(test_config_getenv),
 	};
