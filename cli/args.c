@@ -142,17 +142,6 @@ bool cli_sid_is_valid(const char *s)
 
 /* ---- hex ---- */
 
-static int unhex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int cli_hex_decode(const char *s, uint8_t **ret, size_t *ret_len)
 {
 	size_t n = strlen(s);
@@ -162,7 +151,7 @@ int cli_hex_decode(const char *s, uint8_t **ret, size_t *ret_len)
 	if (!out)
 		return -ENOMEM;
 	for (size_t i = 0; i < n / 2; i++) {
-		int hi = unhex(s[2 * i]), lo = unhex(s[2 * i + 1]);
+		int hi = hex_digit_value(s[2 * i]), lo = hex_digit_value(s[2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			return -EINVAL;
 		out[i] = (uint8_t)(hi << 4 | lo);

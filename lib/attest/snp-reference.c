@@ -16,23 +16,7 @@ void attest_snp_references_done(struct attest_snp_references *refs)
 
 static int unhex_exact(const char *s, uint8_t *out, size_t n)
 {
-	if (!s || strlen(s) != 2 * n)
-		return -EINVAL;
-	for (size_t i = 0; i < n; i++) {
-		int v = 0;
-		for (size_t k = 0; k < 2; k++) {
-			char c = s[2 * i + k];
-			int d = c >= '0' && c <= '9'   ? c - '0'
-				: c >= 'a' && c <= 'f' ? c - 'a' + 10
-				: c >= 'A' && c <= 'F' ? c - 'A' + 10
-						       : -1;
-			if (d < 0)
-				return -EINVAL;
-			v = v * 16 + d;
-		}
-		out[i] = (uint8_t)v;
-	}
-	return 0;
+	return hex_decode_exact(s, s ? strlen(s) : 0, out, n);
 }
 
 /* Every key of o must be in the NULL-terminated list. */

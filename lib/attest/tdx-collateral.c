@@ -59,28 +59,9 @@ static int msg(char **ret_msg, int err, const char *fmt, ...)
 	return err;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int tdx_hex_decode(const char *s, size_t slen, uint8_t *out, size_t n)
 {
-	if (!s || slen != 2 * n)
-		return -EINVAL;
-	for (size_t i = 0; i < n; i++) {
-		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return -EINVAL;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return 0;
+	return hex_decode_exact(s, slen, out, n);
 }
 
 static bool is_digits(const char *s, size_t n)

@@ -141,19 +141,48 @@ int utf8_encode(uint32_t cp, uint8_t out[4])
 	return 4;
 }
 
-char *hex_encode(const void *data, size_t len)
+void hex_encode_into(const void *data, size_t len, char *out)
 {
 	static const char digits[] = "0123456789abcdef";
 	const uint8_t *p = data;
-	char *s = malloc(len * 2 + 1);
-	if (!s)
-		return NULL;
 	for (size_t i = 0; i < len; i++) {
-		s[2 * i] = digits[p[i] >> 4];
-		s[2 * i + 1] = digits[p[i] & 15];
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 15];
 	}
-	s[len * 2] = 0;
+	out[len * 2] = 0;
+}
+
+char *hex_encode(const void *data, size_t len)
+{
+	char *s = malloc(len * 2 + 1);
+	if (s)
+		hex_encode_into(data, len, s);
 	return s;
+}
+
+int hex_digit_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int hex_decode_exact(const char *s, size_t slen, void *out, size_t n)
+{
+	uint8_t *o = out;
+	if (!s || slen != 2 * n)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		int hi = hex_digit_value(s[2 * i]), lo = hex_digit_value(s[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		o[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
 }
 
 void strv_free(char **v)

@@ -105,6 +105,13 @@ int str_copy(char *dst, size_t dst_size, const char *src);
 int utf8_encode(uint32_t cp, uint8_t out[4]);
 /* Lower-case hex of a byte string into a malloc'd string. */
 char *hex_encode(const void *data, size_t len);
+/* The same into out, which holds 2 * len + 1 bytes. */
+void hex_encode_into(const void *data, size_t len, char *out);
+/* The value of one hex digit (either case), or -1. */
+int hex_digit_value(char c);
+/* Decode exactly n bytes from the slen characters at s (slen must be 2 * n): -EINVAL otherwise
+ * or on a non-hex digit. */
+int hex_decode_exact(const char *s, size_t slen, void *out, size_t n);
 
 /* NULL-terminated string vectors. */
 void strv_free(char **v);

@@ -14,38 +14,9 @@ DEFINE_CLEANUP(EVP_PKEY, EVP_PKEY_free)
 /* Bounds on owner-key DER: a P-384 SPKI is 120 bytes, a 16384-bit PKCS#1 key about 2 KiB. */
 #define KEY_DER_MAX_BYTES 4096
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int manifest_hex_decode(const char *s, uint8_t *out, size_t n)
 {
-	if (!s || strlen(s) != 2 * n)
-		return -EINVAL;
-	for (size_t i = 0; i < n; i++) {
-		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return -EINVAL;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return 0;
-}
-
-static void hex_into(const uint8_t *d, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[d[i] >> 4];
-		out[2 * i + 1] = digits[d[i] & 15];
-	}
-	out[2 * n] = 0;
+	return hex_decode_exact(s, s ? strlen(s) : 0, out, n);
 }
 
 static void policy_done(struct manifest_policy *p)
@@ -114,7 +85,7 @@ static int parse_policy(const char *key, const json_t *v, struct manifest_policy
 		return -ENOMEM;
 	if (manifest_hex_decode(key, p->digest, 32) < 0)
 		return str_set_message(ret_msg, EINVAL, "%s: key must be 64 hex digits", where);
-	hex_into(p->digest, 32, p->digest_hex);
+	hex_encode_into(p->digest, 32, p->digest_hex);
 	if (!json_is_object(v))
 		return str_set_message(ret_msg, EINVAL, "%s: must be an object", where);
 	int r = only_keys(v, keys, where, ret_msg);
@@ -437,7 +408,7 @@ int manifest_parse(const void *data, size_t len, struct manifest **ret, char **r
 		memcpy(m->raw, data, len);
 	m->raw_len = len;
 	SHA256(m->raw, len, m->sha256);
-	hex_into(m->sha256, 32, m->sha256_hex);
+	hex_encode_into(m->sha256, 32, m->sha256_hex);
 
 	if ((r = parse_policies(json_object_get(j, "Policies"), m, ret_msg)) < 0 ||
 	    (r = parse_reference_values(json_object_get(j, "ReferenceValues"), m, ret_msg)) < 0 ||
@@ -505,7 +476,7 @@ int manifest_check_initdata(const struct manifest *m, char *const *docs, size_t 
 			goto fail;
 		}
 		SHA256((const uint8_t *)toml, len, digest);
-		hex_into(digest, 32, hex);
+		hex_encode_into(digest, 32, hex);
 		ssize_t k = policy_index(m, digest);
 		if (k < 0) {
 			r = str_set_message(ret_msg, EINVAL,

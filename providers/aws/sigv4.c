@@ -80,17 +80,6 @@ int sigv4_uri_encode(const void *data, size_t len, bool keep_slash, char **ret)
 	return take_string(&b, ret);
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int sigv4_uri_decode(const char *s, size_t len, char **ret, size_t *ret_len)
 {
 	if (!ret || (!s && len))
@@ -103,8 +92,8 @@ int sigv4_uri_decode(const char *s, size_t len, char **ret, size_t *ret_len)
 	size_t n = 0;
 	for (size_t i = 0; i < len; i++) {
 		int hi, lo;
-		if (s[i] == '%' && i + 2 < len && (hi = hexval(s[i + 1])) >= 0 &&
-		    (lo = hexval(s[i + 2])) >= 0) {
+		if (s[i] == '%' && i + 2 < len && (hi = hex_digit_value(s[i + 1])) >= 0 &&
+		    (lo = hex_digit_value(s[i + 2])) >= 0) {
 			out[n++] = (char)(hi << 4 | lo);
 			i += 2;
 		} else
@@ -470,16 +459,6 @@ static int hmac(const void *key, size_t key_len, const void *msg, size_t msg_len
 	return 0;
 }
 
-static void hex_into(const uint8_t *d, size_t n, char *out)
-{
-	static const char hex[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hex[d[i] >> 4];
-		out[2 * i + 1] = hex[d[i] & 15];
-	}
-	out[2 * n] = 0;
-}
-
 static bool valid_scope_part(const char *s)
 {
 	if (!s)
@@ -589,7 +568,7 @@ int sigv4_string_to_sign(const char *date_time, const char *region, const char *
 	char hex[SIGV4_HEX_BYTES];
 	if (!SHA256((const uint8_t *)canonical_request, len, digest))
 		return -EIO;
-	hex_into(digest, sizeof(digest), hex);
+	hex_encode_into(digest, sizeof(digest), hex);
 	char *s = str_printf(ALGORITHM "\n%s\n%.8s/%s/%s/" TERMINATOR "\n%s", date_time, date_time,
 			     region, service, hex);
 	if (!s)
@@ -607,7 +586,7 @@ int sigv4_signature(const uint8_t key[SIGV4_KEY_BYTES], const char *string_to_si
 	int r = hmac(key, SIGV4_KEY_BYTES, string_to_sign, strlen(string_to_sign), mac);
 	if (r < 0)
 		return r;
-	hex_into(mac, sizeof(mac), ret_hex);
+	hex_encode_into(mac, sizeof(mac), ret_hex);
 	return 0;
 }
 
@@ -673,7 +652,7 @@ static int payload_hash(const struct sigv4_signing *s, const struct sigv4_reques
 	uint8_t digest[SHA256_DIGEST_LENGTH];
 	if (!SHA256(req->payload ? req->payload : (const void *)"", req->payload_len, digest))
 		return -EIO;
-	hex_into(digest, sizeof(digest), out);
+	hex_encode_into(digest, sizeof(digest), out);
 	return 0;
 }
 

@@ -87,6 +87,16 @@ static void test_strv_and_buf(void **state)
 	assert_string_equal(small, "abc");
 	_cleanup_free_ char *h = hex_encode("\x00\xff", 2);
 	assert_string_equal(h, "00ff");
+
+	uint8_t d[3];
+	assert_int_equal(hex_decode_exact("00aBff", 6, d, 3), 0);
+	assert_memory_equal(d, "\x00\xab\xff", 3);
+	assert_int_equal(hex_decode_exact("00aBf", 5, d, 3), -EINVAL);    /* short */
+	assert_int_equal(hex_decode_exact("00aBffee", 8, d, 3), -EINVAL); /* long */
+	assert_int_equal(hex_decode_exact("00gBff", 6, d, 3), -EINVAL);   /* not hex */
+	assert_int_equal(hex_decode_exact(NULL, 0, d, 0), -EINVAL);
+	assert_int_equal(hex_digit_value('F'), 15);
+	assert_int_equal(hex_digit_value('/'), -1);
 }
 
 static void test_utf8(void **state)
