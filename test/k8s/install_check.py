@@ -280,18 +280,15 @@ def check_daemonset(docs, overlay):
         expect(ssh is None, f"{overlay}: no SSH key mount")
 
 
-# nodes get/patch, nodes/status patch; pods get/list/watch; serviceaccounts get; secrets get;
-# peerpods and peerpods/status; events create: nothing more.
+# What adaptor/k8s.c calls, nothing more: nodes get/patch, nodes/status patch; pods get/list;
+# serviceaccounts get; secrets get; peerpods get/list/create/patch/delete.
 RBAC = {
     ("", "nodes"): {"get", "patch"},
     ("", "nodes/status"): {"patch"},
-    ("", "pods"): {"get", "list", "watch"},
+    ("", "pods"): {"get", "list"},
     ("", "serviceaccounts"): {"get"},
     ("", "secrets"): {"get"},
-    ("confidentialcontainers.org", "peerpods"): {"get", "list", "create", "patch", "delete",
-                                                  "update"},
-    ("confidentialcontainers.org", "peerpods/status"): {"get", "patch", "update"},
-    ("", "events"): {"create"},
+    ("confidentialcontainers.org", "peerpods"): {"get", "list", "create", "patch", "delete"},
 }
 
 
