@@ -527,6 +527,20 @@ int pp_error_prefix(struct pp_error **reterr, const char *fmt, ...)
 	return -e->err;
 }
 
+void pp_error_add_detail(struct pp_error **reterr, int status, const char *code,
+			 const char *request_id)
+{
+	struct pp_error *e = reterr ? *reterr : NULL;
+	if (!e)
+		return;
+	if (status > 0)
+		e->status = status;
+	if (!e->code && code)
+		e->code = strdup(code);
+	if (!e->request_id && request_id)
+		e->request_id = strdup(request_id);
+}
+
 const char *pp_error_message(const struct pp_error *e, int r)
 {
 	if (e && e->message)

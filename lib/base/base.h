@@ -184,6 +184,11 @@ static inline void pp_error_freep(struct pp_error **p)
 int pp_error_set(struct pp_error **reterr, int err, const char *fmt, ...) _printf_(3, 4);
 /* Prefix the message of an existing error: "<prefix>: <old>". Returns -e->err or -EINVAL. */
 int pp_error_prefix(struct pp_error **reterr, const char *fmt, ...) _printf_(2, 3);
+/* Add a cloud's detail to an existing error: the HTTP status (when > 0), and the error code and
+ * request id unless the error already has them (the innermost failure wins). No-op without an
+ * error. */
+void pp_error_add_detail(struct pp_error **reterr, int status, const char *code,
+			 const char *request_id);
 /* The message or strerror(-r) when there is no detail. */
 const char *pp_error_message(const struct pp_error *e, int r);
 

@@ -78,13 +78,7 @@ static int arm_error(struct pp_error **reterr, int r, const struct http_response
 	else
 		r = pp_error_set(reterr, r, "%s%s%s%s", pp_error_message(*herr, r),
 				 rid ? " (request id " : "", rid ?: "", rid ? ")" : "");
-	if (reterr && *reterr) {
-		(*reterr)->status = (int)resp->status;
-		if (!(*reterr)->code && code)
-			(*reterr)->code = TAKE_PTR(code);
-		if (!(*reterr)->request_id && rid)
-			(*reterr)->request_id = strdup(rid);
-	}
+	pp_error_add_detail(reterr, (int)resp->status, code, rid);
 	return r;
 }
 
@@ -151,12 +145,7 @@ static int lro_failed(struct pp_error **reterr, enum arm_lro_state st, char *cod
 			     st == ARM_LRO_CANCELED ? "was canceled" : "failed", code ? ": " : "",
 			     code ?: "", message ? ": " : "", message ?: "",
 			     rid ? " (request id " : "", rid ?: "", rid ? ")" : "");
-	if (reterr && *reterr) {
-		if (!(*reterr)->code && code)
-			(*reterr)->code = strdup(code);
-		if (!(*reterr)->request_id && rid)
-			(*reterr)->request_id = strdup(rid);
-	}
+	pp_error_add_detail(reterr, 0, code, rid);
 	return r;
 }
 

@@ -168,13 +168,7 @@ static int auth_error(struct pp_error **reterr, int r, const char *what,
 				 rid ? " (request id " : "", rid ?: "", rid ? ")" : "");
 	else
 		r = pp_error_set(reterr, r, "%s", what);
-	if (reterr && *reterr && resp) {
-		(*reterr)->status = (int)resp->status;
-		if (!(*reterr)->code && code)
-			(*reterr)->code = TAKE_PTR(code);
-		if (!(*reterr)->request_id && rid)
-			(*reterr)->request_id = strdup(rid);
-	}
+	pp_error_add_detail(reterr, resp ? (int)resp->status : 0, code, rid);
 	return r;
 }
 

@@ -155,7 +155,17 @@ static void test_error(void **state)
 	assert_string_equal(e->message, "inner 1"); /* the innermost failure wins */
 	assert_int_equal(pp_error_prefix(&e, "creating %s", "vm"), -EIO);
 	assert_string_equal(pp_error_message(e, -EIO), "creating vm: inner 1");
+	/* cloud detail: status when given, code and request id unless already there */
+	pp_error_add_detail(&e, 429, "Throttled", "rid-1");
+	pp_error_add_detail(&e, 0, "Other", "rid-2");
+	assert_int_equal(e->status, 429);
+	assert_string_equal(e->code, "Throttled");
+	assert_string_equal(e->request_id, "rid-1");
 	pp_error_free(e);
+	struct pp_error *none = NULL;
+	pp_error_add_detail(&none, 500, "x", "y");
+	assert_null(none);
+	pp_error_add_detail(NULL, 500, "x", "y");
 	assert_string_equal(pp_error_message(NULL, -ENOENT), strerror(ENOENT));
 	assert_int_equal(pp_error_set(NULL, -EPERM, "x"), -EPERM);
 }
