@@ -277,6 +277,28 @@ int buf_append(struct buf *b, const void *data, size_t n, size_t max)
 	return 0;
 }
 
+bool url_char_unreserved(uint8_t c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+int buf_append_percent_encoded(struct buf *b, const void *data, size_t len, bool keep_slash,
+			       size_t max)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const uint8_t *p = data;
+	for (size_t i = 0; i < len; i++) {
+		uint8_t c = p[i];
+		char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+		bool plain = url_char_unreserved(c) || (keep_slash && c == '/');
+		int r = buf_append(b, plain ? (const void *)&p[i] : e, plain ? 1 : 3, max);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 int buf_printf(struct buf *b, const char *fmt, ...)
 {
 	va_list ap;

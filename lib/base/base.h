@@ -135,6 +135,12 @@ void buf_done(struct buf *b);
 /* Make room for n more bytes; -EMSGSIZE if len+n would exceed max (0 = no limit). */
 int buf_reserve(struct buf *b, size_t n, size_t max);
 int buf_append(struct buf *b, const void *data, size_t n, size_t max);
+/* RFC 3986: A-Z a-z 0-9 - . _ ~ */
+bool url_char_unreserved(uint8_t c);
+/* Append data percent-encoded: every byte but the unreserved ones (and '/' with keep_slash)
+ * becomes %XX in upper-case hex. max as for buf_append. */
+int buf_append_percent_encoded(struct buf *b, const void *data, size_t len, bool keep_slash,
+			       size_t max);
 int buf_printf(struct buf *b, const char *fmt, ...) _printf_(2, 3);
 /* Drop the first n bytes. */
 void buf_consume(struct buf *b, size_t n);

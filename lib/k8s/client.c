@@ -148,18 +148,9 @@ char *k8s_pointer_escape(const char *s)
 
 char *k8s_url_escape(const char *s)
 {
-	static const char hex[] = "0123456789ABCDEF";
 	struct buf b = {0};
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-			     (*p >= '0' && *p <= '9') || strchr("-._~", *p);
-		char enc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-		if (buf_append(&b, plain ? (const char *)p : enc, plain ? 1 : 3, 0) < 0) {
-			buf_done(&b);
-			return NULL;
-		}
-	}
-	if (buf_append(&b, "", 1, 0) < 0) {
+	if (buf_append_percent_encoded(&b, s, strlen(s), false, 0) < 0 ||
+	    buf_append(&b, "", 1, 0) < 0) {
 		buf_done(&b);
 		return NULL;
 	}

@@ -43,28 +43,9 @@ static int take_string(struct buf *b, char **ret)
 	return 0;
 }
 
-static bool is_unreserved(uint8_t c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-	       c == '-' || c == '.' || c == '_' || c == '~';
-}
-
 static int encode_into(struct buf *b, const uint8_t *p, size_t len, bool keep_slash)
 {
-	static const char hex[] = "0123456789ABCDEF";
-	for (size_t i = 0; i < len; i++) {
-		uint8_t c = p[i];
-		int r;
-		if (is_unreserved(c) || (keep_slash && c == '/'))
-			r = put(b, &c, 1);
-		else {
-			char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-			r = put(b, e, 3);
-		}
-		if (r < 0)
-			return r;
-	}
-	return 0;
+	return buf_append_percent_encoded(b, p, len, keep_slash, SIGV4_MAX_CANONICAL_BYTES);
 }
 
 int sigv4_uri_encode(const void *data, size_t len, bool keep_slash, char **ret)
@@ -467,7 +448,7 @@ static bool valid_scope_part(const char *s)
 	if (len == 0 || len > SIGV4_MAX_SCOPE_PART_BYTES)
 		return false;
 	for (; *s; s++)
-		if (!is_unreserved((uint8_t)*s))
+		if (!url_char_unreserved((uint8_t)*s))
 			return false;
 	return true;
 }
@@ -638,7 +619,7 @@ static int payload_hash(const struct sigv4_signing *s, const struct sigv4_reques
 		if (len == 0 || len > SIGV4_HEX_BYTES - 1)
 			return -EINVAL;
 		for (const char *p = req->payload_hash; *p; p++)
-			if (!is_unreserved((uint8_t)*p))
+			if (!url_char_unreserved((uint8_t)*p))
 				return -EINVAL;
 		memcpy(out, req->payload_hash, len + 1);
 		return 0;

@@ -96,6 +96,15 @@ static void test_strv_and_buf(void **state)
 	assert_int_equal(hex_decode_exact("00gBff", 6, d, 3), -EINVAL);   /* not hex */
 	assert_int_equal(hex_decode_exact(NULL, 0, d, 0), -EINVAL);
 	assert_int_equal(hex_digit_value('F'), 15);
+
+	struct buf pe = {0};
+	assert_int_equal(buf_append_percent_encoded(&pe, "a/b c~\xff", 7, true, 0), 0);
+	assert_int_equal(buf_append_percent_encoded(&pe, "/", 1, false, 0), 0);
+	assert_int_equal(pe.len, strlen("a/b%20c~%FF%2F"));
+	assert_memory_equal(pe.data, "a/b%20c~%FF%2F", pe.len);
+	/* the bound applies to the encoded length */
+	assert_int_equal(buf_append_percent_encoded(&pe, " ", 1, false, pe.len + 2), -EMSGSIZE);
+	buf_done(&pe);
 	assert_int_equal(hex_digit_value('/'), -1);
 }
 
