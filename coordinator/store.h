@@ -45,3 +45,41 @@ DEFINE_CLEANUP(struct store, store_free)
  * temp file, fsync, rename and fsync of the directory. CAS holds a mutex and flock() on
  * `<dir>/.lock`, so it is atomic between threads and between processes. */
 int store_open_dir(const char *dir, struct store **ret);
+
+/* etcd v3 backend through etcd's JSON gateway (etcd >= 3.4: POST /v3/kv/range, /v3/kv/put,
+ * /v3/kv/txn with base64 keys and values). Keys live under prefix. Every request is bounded by
+ * timeout_ns and tried on each endpoint in turn (a replica down is not an outage); CAS is one
+ * txn comparing the value (absent: create_revision 0) and putting on success. */
+struct store_etcd_options {
+	const char *endpoints; /* comma-separated URLs, e.g. "http://127.0.0.1:2379" */
+	const char *prefix;    /* NULL: STORE_ETCD_DEFAULT_PREFIX */
+	int64_t timeout_ns;    /* per request; 0: STORE_ETCD_DEFAULT_TIMEOUT_NS */
+	/* TLS to etcd (https endpoints): CA bundle and client certificate/key files; NULL: none. */
+	const char *ca_file;
+	const char *cert_file;
+	const char *key_file;
+};
+#define STORE_ETCD_DEFAULT_PREFIX "/peerpod-coordinator/"
+#define STORE_ETCD_DEFAULT_TIMEOUT_NS (5 * NSEC_PER_SEC)
+/* Opens and checks that an endpoint answers (-EHOSTUNREACH with *ret_msg when none does). */
+int store_open_etcd(const struct store_etcd_options *o, struct store **ret, char **ret_msg);
+
+/* Responses are capped: base64 of a STORE_VALUE_MAX_BYTES value plus the JSON around it. etcd
+ * itself refuses requests over --max-request-bytes (default 1.5 MiB): run it with at least
+ * 4 MiB so that STORE_VALUE_MAX_BYTES values fit (otherwise writes fail with -EFBIG). */
+#define STORE_ETCD_RESPONSE_MAX_BYTES (3 * 1024 * 1024 + 64 * 1024)
+#define STORE_ETCD_MAX_ENDPOINTS 16
+
+/* Parsers of the gateway's JSON answers (untrusted input; exposed for the fuzz target).
+ * Range: 0 with the value of the single kv (malloc'd, NUL-terminated; ret may be NULL to only
+ * test presence), -ENOENT when there is none, -EBADMSG when malformed or when key (the full
+ * etcd key; NULL: not checked) does not match, -EFBIG over STORE_VALUE_MAX_BYTES. */
+int store_etcd_parse_range(const char *body, size_t len, const char *key, uint8_t **ret,
+			   size_t *ret_len);
+/* Txn: 0 and whether the compare held (an absent "succeeded" is false); -EBADMSG. */
+int store_etcd_parse_txn(const char *body, size_t len, bool *ret_succeeded);
+/* A non-2xx answer ({"error","code","message"} or etcd >= 3.5 {"code","message"}, or anything
+ * else): the negative errno it maps to (-EINVAL for a refused argument, -EFBIG for a request
+ * over etcd's size limit, -EACCES for authentication/permission, -EIO otherwise) and, when
+ * ret_msg is non-NULL, a printable, bounded message (malloc'd; may stay NULL on OOM). */
+int store_etcd_parse_error(long status, const char *body, size_t len, char **ret_msg);

@@ -265,6 +265,14 @@ int atls_cert_verify(X509 *leaf, const uint8_t nonce[ATLS_NONCE_SIZE],
 		     const struct atls_verifier *v, SSL *ssl, struct atls_verified *ret,
 		     enum attest_error *ret_code, char **ret_msg);
 
+/* Verify bare evidence (no certificate) of a kind against the report data the verifier expects
+ * (e.g. a binding of its nonce to other state), then v->accept (ssl NULL). Same results as
+ * atls_cert_verify. */
+int atls_evidence_verify(enum atls_evidence_kind kind, const uint8_t *evidence, size_t len,
+			 const uint8_t report_data[ATLS_REPORT_DATA_SIZE],
+			 const struct atls_verifier *v, struct atls_verified *ret,
+			 enum attest_error *ret_code, char **ret_msg);
+
 /* ---- TLS ---- */
 
 /* One side of an aTLS connection. Either or both roles. */
@@ -310,5 +318,10 @@ const struct atls_failure *atls_ssl_failure(const SSL *ssl);
 /* The verified peer after a successful handshake (NULL when the peer was not verified by
  * attestation). Valid until SSL_free. */
 const struct atls_peer *atls_ssl_peer(const SSL *ssl);
+/* Run the handshake of an SSL made by atls_ssl_new on a connected socket (set non-blocking and
+ * attached here) until it finishes or the absolute CLOCK_MONOTONIC deadline_ns passes (0: none).
+ * -EACCES when this side refused the peer's evidence (atls_ssl_failure has the code),
+ * -ETIMEDOUT, -ECONNABORTED or another errno otherwise; *ret_msg (optional, malloc'd) says why. */
+int atls_handshake(SSL *ssl, int fd, bool is_server, int64_t deadline_ns, char **ret_msg);
 /* The application protocol the server selected ("" when none); never an atls: entry. */
 int atls_ssl_get_alpn(const SSL *ssl, char *buf, size_t size);

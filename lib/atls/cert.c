@@ -373,6 +373,46 @@ static int verify_tdx(const struct atls_verifier *v, const struct atls_evidence 
 	return 0;
 }
 
+/* The evidence checks shared by certificates and bare evidence (the HTTP attestation). */
+static int evidence_verify(enum atls_evidence_kind kind, const uint8_t *value, size_t len,
+			   const uint8_t report_data[ATLS_REPORT_DATA_SIZE],
+			   const struct atls_verifier *v, int64_t now, SSL *ssl,
+			   struct atls_verified *out, struct verify_state *st)
+{
+	int r;
+	struct atls_evidence e;
+	_cleanup_free_ char *msg = NULL;
+	r = atls_evidence_decode(value, len, &e, &msg);
+	if (r < 0)
+		return refuse(st, ATTEST_E_FORMAT, "%s", msg ? msg : "malformed evidence");
+
+	*out = (struct atls_verified){.peer.kind = kind};
+	if (kind == ATLS_EVIDENCE_TDX)
+		r = verify_tdx(v, &e, report_data, now, out, st);
+	else
+		r = verify_snp(v, kind, &e, report_data, now, out, st);
+	if (r < 0)
+		return r;
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < 32; i++) {
+		out->peer.policy_digest_hex[2 * i] = digits[out->peer.policy_digest[i] >> 4];
+		out->peer.policy_digest_hex[2 * i + 1] = digits[out->peer.policy_digest[i] & 15];
+	}
+	out->peer.policy_digest_hex[64] = 0;
+	if (v->accept) {
+		char *why = NULL;
+		enum attest_error code = v->accept(v->userdata, ssl, &out->peer, &why);
+		if (code != ATTEST_OK) {
+			r = refuse(st, code, "peer refused (policy digest %s): %s",
+				   out->peer.policy_digest_hex, why ? why : "by the verifier");
+			free(why);
+			return r;
+		}
+		free(why);
+	}
+	return 0;
+}
+
 static int cert_verify(X509 *leaf, const uint8_t nonce[ATLS_NONCE_SIZE],
 		       const struct atls_verifier *v, SSL *ssl, struct atls_verified *out,
 		       struct verify_state *st)
@@ -409,36 +449,29 @@ static int cert_verify(X509 *leaf, const uint8_t nonce[ATLS_NONCE_SIZE],
 	uint8_t report_data[ATLS_REPORT_DATA_SIZE];
 	if (atls_report_data(key, nonce, report_data) < 0)
 		return refuse(st, ATTEST_E_FORMAT, "certificate key cannot be encoded");
-	struct atls_evidence e;
-	_cleanup_free_ char *msg = NULL;
-	r = atls_evidence_decode(value, len, &e, &msg);
-	if (r < 0)
-		return refuse(st, ATTEST_E_FORMAT, "%s", msg ? msg : "malformed evidence");
+	return evidence_verify(kind, value, len, report_data, v, now, ssl, out, st);
+}
 
-	*out = (struct atls_verified){.peer.kind = kind};
-	if (kind == ATLS_EVIDENCE_TDX)
-		r = verify_tdx(v, &e, report_data, now, out, st);
-	else
-		r = verify_snp(v, kind, &e, report_data, now, out, st);
-	if (r < 0)
-		return r;
-	static const char digits[] = "0123456789abcdef";
-	for (size_t i = 0; i < 32; i++) {
-		out->peer.policy_digest_hex[2 * i] = digits[out->peer.policy_digest[i] >> 4];
-		out->peer.policy_digest_hex[2 * i + 1] = digits[out->peer.policy_digest[i] & 15];
-	}
-	out->peer.policy_digest_hex[64] = 0;
-	if (v->accept) {
-		char *why = NULL;
-		enum attest_error code = v->accept(v->userdata, ssl, &out->peer, &why);
-		if (code != ATTEST_OK) {
-			r = refuse(st, code, "peer refused (policy digest %s): %s",
-				   out->peer.policy_digest_hex, why ? why : "by the verifier");
-			free(why);
-			return r;
+static int finish(int r, struct atls_verified *out, struct verify_state *st,
+		  struct atls_verified *ret, enum attest_error *ret_code, char **ret_msg)
+{
+	ERR_clear_error();
+	if (r < 0) {
+		atls_verified_done(out);
+		if (ret_code)
+			*ret_code = r == -EACCES ? st->code : ATTEST_OK;
+		if (ret_msg) {
+			free(*ret_msg);
+			*ret_msg = st->msg ? st->msg : str_dup(strerror(-r));
+		} else {
+			free(st->msg);
 		}
-		free(why);
+		return r;
 	}
+	/* The peer's pointers refer into the result itself: fix them after the copy. */
+	*ret = *out;
+	if (ret->peer.snp)
+		ret->peer.snp = &ret->snp;
 	return 0;
 }
 
@@ -449,22 +482,26 @@ int atls_cert_verify(X509 *leaf, const uint8_t nonce[ATLS_NONCE_SIZE],
 	struct verify_state st = {};
 	struct atls_verified out = {};
 	int r = cert_verify(leaf, nonce, v, ssl, &out, &st);
-	ERR_clear_error();
-	if (r < 0) {
-		atls_verified_done(&out);
-		if (ret_code)
-			*ret_code = r == -EACCES ? st.code : ATTEST_OK;
-		if (ret_msg) {
-			free(*ret_msg);
-			*ret_msg = st.msg ? st.msg : str_dup(strerror(-r));
-		} else {
-			free(st.msg);
-		}
-		return r;
-	}
-	/* The peer's pointers refer into the result itself: fix them after the copy. */
-	*ret = out;
-	if (ret->peer.snp)
-		ret->peer.snp = &ret->snp;
-	return 0;
+	return finish(r, &out, &st, ret, ret_code, ret_msg);
+}
+
+int atls_evidence_verify(enum atls_evidence_kind kind, const uint8_t *evidence, size_t len,
+			 const uint8_t report_data[ATLS_REPORT_DATA_SIZE],
+			 const struct atls_verifier *v, struct atls_verified *ret,
+			 enum attest_error *ret_code, char **ret_msg)
+{
+	struct verify_state st = {};
+	struct atls_verified out = {};
+	int r;
+	if (kind == ATLS_EVIDENCE_SNP_SIM && !v->test_anchor_pem)
+		r = refuse(&st, ATTEST_E_FORMAT,
+			   "evidence OID %s (simulated SNP) is unknown without a test trust anchor",
+			   ATLS_OID_SNP_SIM);
+	else if (kind != ATLS_EVIDENCE_SNP && kind != ATLS_EVIDENCE_TDX &&
+		 kind != ATLS_EVIDENCE_SNP_SIM)
+		r = refuse(&st, ATTEST_E_FORMAT, "unknown evidence kind");
+	else
+		r = evidence_verify(kind, evidence, len, report_data, v,
+				    v->now_sec ? v->now_sec : atls_now_sec(), NULL, &out, &st);
+	return finish(r, &out, &st, ret, ret_code, ret_msg);
 }

@@ -1162,3 +1162,8 @@ int ttrpc_conn_get_fd(const struct ttrpc_conn *c)
 {
 	return c ? c->fd : -EBADF;
 }
+
+struct ssl_st *ttrpc_conn_get_ssl(const struct ttrpc_conn *c)
+{
+	return c ? c->ssl : NULL;
+}

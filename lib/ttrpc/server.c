@@ -183,6 +183,11 @@ const struct ttrpc_kv *ttrpc_call_metadata(const struct ttrpc_call *c)
 	return c->md;
 }
 
+struct ssl_st *ttrpc_call_get_ssl(const struct ttrpc_call *c)
+{
+	return c && c->sc ? ttrpc_conn_get_ssl(c->sc->conn) : NULL;
+}
+
 void ttrpc_call_set_cancel(struct ttrpc_call *c, ttrpc_cancel_fn fn, void *userdata)
 {
 	c->cancel_fn = fn;

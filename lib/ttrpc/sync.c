@@ -159,6 +159,25 @@ int ttrpc_sync_client_connect(const char *address, struct ssl_ctx_st *tls, const
 	return 0;
 }
 
+int ttrpc_sync_client_new(int fd, struct ssl_st *ssl, struct ttrpc_sync_client **ret)
+{
+	if (fd < 0 || !ret)
+		return -EINVAL;
+	struct ttrpc_sync_client *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	int r = loop_new(&c->loop);
+	if (r >= 0)
+		r = ttrpc_client_new(c->loop, fd, ssl, &c->client);
+	if (r < 0) {
+		c->loop = loop_free(c->loop);
+		free(c);
+		return r;
+	}
+	*ret = c;
+	return 0;
+}
+
 struct ttrpc_sync_client *ttrpc_sync_client_free(struct ttrpc_sync_client *c)
 {
 	if (!c)

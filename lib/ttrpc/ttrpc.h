@@ -150,6 +150,8 @@ void ttrpc_conn_shutdown(struct ttrpc_conn *c);
 void ttrpc_conn_set_userdata(struct ttrpc_conn *c, void *userdata);
 void *ttrpc_conn_get_userdata(const struct ttrpc_conn *c);
 int ttrpc_conn_get_fd(const struct ttrpc_conn *c);
+/* The connection's SSL (NULL for a plain socket); owned by the conn. */
+struct ssl_st *ttrpc_conn_get_ssl(const struct ttrpc_conn *c);
 /* Pending-output watermarks for on_drain and for relays: high 8 MiB, low 1 MiB by default. */
 #define TTRPC_CONN_HIGH_WATERMARK_BYTES (8u << 20)
 #define TTRPC_CONN_LOW_WATERMARK_BYTES (1u << 20)
@@ -195,6 +197,9 @@ const struct ttrpc_kv *ttrpc_call_metadata(const struct ttrpc_call *c);
 typedef void (*ttrpc_cancel_fn)(struct ttrpc_call *c, int code, void *userdata);
 void ttrpc_call_set_cancel(struct ttrpc_call *c, ttrpc_cancel_fn fn, void *userdata);
 bool ttrpc_call_is_cancelled(const struct ttrpc_call *c);
+/* The SSL of the call's connection (e.g. to read the verified aTLS peer); NULL for a plain socket
+ * or once the connection has closed. Valid during the handler. */
+struct ssl_st *ttrpc_call_get_ssl(const struct ttrpc_call *c);
 /* Both return 0 also when the reply is dropped (cancelled call); a payload too large for a frame
  * is answered with RESOURCE_EXHAUSTED instead and gives -EMSGSIZE. The call is freed in all
  * cases. */
@@ -231,6 +236,10 @@ struct ttrpc_sync_client;
  * bounds connect + handshake (0 = the dialer's default, 5 s). One attempt, no retries. */
 int ttrpc_sync_client_connect(const char *address, struct ssl_ctx_st *tls, const char *server_name,
 			      int64_t timeout_ns, struct ttrpc_sync_client **ret);
+/* Adopt a connected socket and an SSL whose handshake is finished (or NULL for plain); ownership
+ * passes on success, the caller keeps both on failure. For connections set up by the caller
+ * (e.g. an aTLS handshake with its own deadline). */
+int ttrpc_sync_client_new(int fd, struct ssl_st *ssl, struct ttrpc_sync_client **ret);
 struct ttrpc_sync_client *ttrpc_sync_client_free(struct ttrpc_sync_client *c);
 /* Returns the call's code as for ttrpc_reply_fn; on 0 *ret_payload (malloc'd, may be NULL for an
  * empty message) and *ret_len are set; on a non-zero code *ret_message (malloc'd) if requested. */
