@@ -8,7 +8,15 @@
 #include <time.h>
 
 DEFINE_CLEANUP(CURL, curl_easy_cleanup)
-DEFINE_CLEANUP(struct curl_slist, curl_slist_free_all)
+
+/* Header lines may carry bearer tokens: wipe them before libcurl frees them. */
+static void headers_free(struct curl_slist *l)
+{
+	for (struct curl_slist *i = l; i; i = i->next)
+		explicit_bzero(i->data, strlen(i->data));
+	curl_slist_free_all(l);
+}
+DEFINE_CLEANUP(struct curl_slist, headers_free)
 
 /* Response header lines are kept only when captured; this bounds what one attempt can store. */
 #define HEADER_VALUE_MAX 4096
@@ -303,8 +311,29 @@ static int setup_handle(CURL *h, const struct http_request *req, struct curl_sli
 	SET(CURLOPT_HTTPHEADER, hdrs);
 	if (req->no_proxy)
 		SET(CURLOPT_NOPROXY, "*");
-	if (req->ca_file)
+	if (req->ca_pem) {
+		struct curl_blob b = {(void *)req->ca_pem, strlen(req->ca_pem), CURL_BLOB_COPY};
+		SET(CURLOPT_CAINFO_BLOB, &b);
+	} else if (req->ca_file)
 		SET(CURLOPT_CAINFO, req->ca_file);
+	if (req->client_cert_pem) {
+		struct curl_blob b = {(void *)req->client_cert_pem, strlen(req->client_cert_pem),
+				      CURL_BLOB_COPY};
+		SET(CURLOPT_SSLCERT_BLOB, &b);
+		SET(CURLOPT_SSLCERTTYPE, "PEM");
+	} else if (req->client_cert_file)
+		SET(CURLOPT_SSLCERT, req->client_cert_file);
+	if (req->client_key_pem) {
+		struct curl_blob b = {(void *)req->client_key_pem, strlen(req->client_key_pem),
+				      CURL_BLOB_COPY};
+		SET(CURLOPT_SSLKEY_BLOB, &b);
+		SET(CURLOPT_SSLKEYTYPE, "PEM");
+	} else if (req->client_key_file)
+		SET(CURLOPT_SSLKEY, req->client_key_file);
+	if (req->insecure_skip_verify) {
+		SET(CURLOPT_SSL_VERIFYPEER, 0L);
+		SET(CURLOPT_SSL_VERIFYHOST, 0L);
+	}
 	if (strcmp(method, "HEAD") == 0)
 		SET(CURLOPT_NOBODY, 1L);
 	else if (strcmp(method, "GET") != 0 || req->body) {
@@ -326,16 +355,16 @@ static int build_headers(const struct http_request *req, struct curl_slist **ret
 		const struct http_header *hd = &req->headers[i];
 		if (str_empty(hd->name) || strpbrk(hd->name, ":\r\n") ||
 		    (hd->value && strpbrk(hd->value, "\r\n"))) {
-			curl_slist_free_all(list);
+			headers_free(list);
 			return -EINVAL;
 		}
 		/* "Name;" is curl's way to send a header with an empty value. */
-		_cleanup_free_ char *line = str_empty(hd->value)
-						? str_printf("%s;", hd->name)
-						: str_printf("%s: %s", hd->name, hd->value);
+		_cleanup_secret_ char *line = str_empty(hd->value)
+						  ? str_printf("%s;", hd->name)
+						  : str_printf("%s: %s", hd->name, hd->value);
 		struct curl_slist *n = line ? curl_slist_append(list, line) : NULL;
 		if (!n) {
-			curl_slist_free_all(list);
+			headers_free(list);
 			return -ENOMEM;
 		}
 		list = n;
@@ -384,7 +413,7 @@ int http_request(const struct http_request *req, struct http_response *ret,
 		return pp_error_set(reterr, EIO, "cannot initialise libcurl: %s",
 				    curl_easy_strerror(global_result));
 
-	_cleanup_(curl_slist_free_allp) struct curl_slist *hdrs = NULL;
+	_cleanup_(headers_freep) struct curl_slist *hdrs = NULL;
 	int r = build_headers(req, &hdrs);
 	if (r < 0)
 		return pp_error_set(reterr, r, "%s %s: invalid request header", method, shown);

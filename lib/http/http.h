@@ -1,6 +1,7 @@
 /* lib/http: a small libcurl (easy API) wrapper for programs and providers: one blocking request
  * with connect and total timeouts, a capped response body, optional retries with exponential
- * backoff, jitter and Retry-After, and errors with detail. Safe to call from several threads at
+ * backoff, jitter and Retry-After, client certificates, and errors with detail. Header lines are
+ * wiped when freed (they may carry tokens). Safe to call from several threads at
  * once (each call has its own handle). */
 #pragma once
 
@@ -36,6 +37,14 @@ struct http_request {
 	const char *const *capture_headers;
 	size_t n_capture_headers;
 	const char *ca_file; /* PEM bundle for https; NULL = system default */
+	const char *ca_pem;  /* the same in memory; wins over ca_file */
+	/* Client identity for https: PEM files or PEM in memory (memory wins). */
+	const char *client_cert_file;
+	const char *client_cert_pem;
+	const char *client_key_file;
+	const char *client_key_pem;
+	/* Skip server certificate and name checks (kubeconfig insecure-skip-tls-verify). */
+	bool insecure_skip_verify;
 	/* Ignore the proxy environment (http_proxy, ...), e.g. for link-local metadata services. */
 	bool no_proxy;
 	/* Treat every HTTP status as success (the caller inspects it); default: non-2xx fails. */

@@ -5,8 +5,14 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <sys/socket.h>
+
 #include "http-test-server.h"
 #include "http/http.h"
+#include "tls/tls.h"
 
 static void test_get_headers_sent_and_captured(void **state)
 {
@@ -248,6 +254,118 @@ static void test_backoff(void **state)
 	assert_int_equal(http_backoff_ns(200, s, 10 * s, 5 * s), 10 * s);
 }
 
+/* ---- https with a client certificate, all PEM in memory ---- */
+
+struct tls_server {
+	int fd;
+	uint16_t port;
+	SSL_CTX *ctx;
+	int served; /* requests answered */
+	pthread_t thread;
+};
+
+/* Answer "ok" to each connection whose handshake succeeds, until shut down. */
+static void *tls_serve(void *arg)
+{
+	struct tls_server *s = arg;
+	for (;;) {
+		int c = accept(s->fd, NULL, NULL);
+		if (c < 0)
+			return NULL;
+		SSL *ssl = SSL_new(s->ctx);
+		SSL_set_fd(ssl, c);
+		if (SSL_accept(ssl) == 1) {
+			char req[4096];
+			size_t n = 0;
+			int r;
+			while (n < sizeof(req) - 1 &&
+			       (r = SSL_read(ssl, req + n, (int)(sizeof(req) - 1 - n))) > 0) {
+				n += (size_t)r;
+				req[n] = 0;
+				if (strstr(req, "\r\n\r\n"))
+					break;
+			}
+			static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+						     "Connection: close\r\n\r\nok";
+			SSL_write(ssl, answer, (int)strlen(answer));
+			s->served++;
+			SSL_shutdown(ssl);
+		}
+		SSL_free(ssl);
+		close(c);
+	}
+}
+
+static void test_https_client_certificate(void **state)
+{
+	_cleanup_(EVP_PKEY_freep) EVP_PKEY *ca_key = NULL, *srv_key = NULL, *cli_key = NULL;
+	_cleanup_(X509_freep) X509 *ca = NULL, *srv = NULL, *cli = NULL;
+	assert_int_equal(tls_key_generate(&ca_key), 0);
+	assert_int_equal(tls_key_generate(&srv_key), 0);
+	assert_int_equal(tls_key_generate(&cli_key), 0);
+	assert_int_equal(tls_ca_create(ca_key, &ca), 0);
+	assert_int_equal(tls_cert_issue_server(ca, ca_key, srv_key, "localhost", NULL, &srv), 0);
+	assert_int_equal(tls_cert_create_client(cli_key, &cli), 0);
+
+	struct tls_server s = {};
+	assert_int_equal(
+	    tls_ctx_new_server(&(struct tls_settings){}, srv, srv_key, cli, &s.ctx, NULL), 0);
+	s.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t alen = sizeof(a);
+	assert_int_equal(bind(s.fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(s.fd, 8), 0);
+	assert_int_equal(getsockname(s.fd, (struct sockaddr *)&a, &alen), 0);
+	assert_int_equal(pthread_create(&s.thread, NULL, tls_serve, &s), 0);
+
+	_cleanup_free_ char *ca_pem = NULL, *cli_pem = NULL;
+	_cleanup_secret_ char *key_pem = NULL;
+	assert_int_equal(tls_cert_to_pem(ca, &ca_pem), 0);
+	assert_int_equal(tls_cert_to_pem(cli, &cli_pem), 0);
+	assert_int_equal(tls_key_to_pem(cli_key, &key_pem), 0);
+	_cleanup_free_ char *url = str_printf("https://localhost:%u/", ntohs(a.sin_port));
+	struct http_request req = {.url = url,
+				   .ca_pem = ca_pem,
+				   .client_cert_pem = cli_pem,
+				   .client_key_pem = key_pem,
+				   .no_proxy = true,
+				   .timeout_ns = 10 * NSEC_PER_SEC};
+	struct http_response r = {0};
+	struct pp_error *err = NULL;
+	int rc = http_request(&req, &r, &err);
+	if (rc < 0)
+		fail_msg("https: %s", err ? err->message : "?");
+	assert_string_equal(r.body, "ok");
+	http_response_done(&r);
+
+	/* Without the client certificate the server refuses the handshake. */
+	req.client_cert_pem = req.client_key_pem = NULL;
+	assert_true(http_request(&req, &r, &err) < 0);
+	http_response_done(&r);
+	pp_error_free(err);
+	err = NULL;
+
+	/* Without the CA the server is not trusted, unless verification is skipped. */
+	req.client_cert_pem = cli_pem;
+	req.client_key_pem = key_pem;
+	req.ca_pem = NULL;
+	req.ca_file = "/dev/null";
+	assert_true(http_request(&req, &r, &err) < 0);
+	http_response_done(&r);
+	pp_error_free(err);
+	err = NULL;
+	req.insecure_skip_verify = true;
+	assert_int_equal(http_request(&req, &r, &err), 0);
+	assert_string_equal(r.body, "ok");
+	http_response_done(&r);
+	assert_int_equal(s.served, 2);
+
+	shutdown(s.fd, SHUT_RDWR);
+	pthread_join(s.thread, NULL);
+	close(s.fd);
+	SSL_CTX_free(s.ctx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -262,6 +380,7 @@ int main(void)
 	    cmocka_unit_test(test_bad_input),
 	    cmocka_unit_test(test_retry_after_parse),
 	    cmocka_unit_test(test_backoff),
+	    cmocka_unit_test(test_https_client_certificate),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
