@@ -20,6 +20,8 @@ PACKAGES=(
 	python3-botocore python3-azure packer
 	# install/ manifests are validated against the Kubernetes API models
 	python3-kubernetes openssh-client
+	# the coordinator's replicated store in tests
+	etcd-server
 	# tests and benchmarks
 	python3 jq procps iproute2 psmisc util-linux coreutils curl bc
 )
