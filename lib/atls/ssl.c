@@ -331,22 +331,6 @@ int atls_ctx_new_server(const struct atls_config *c, SSL_CTX **ret, char **ret_m
 	return ctx_new(c, true, ret, ret_msg);
 }
 
-static int alpn_plain(char *const *protocols, uint8_t **ret, size_t *ret_len)
-{
-	struct buf b = {};
-	for (size_t i = 0; protocols && protocols[i]; i++) {
-		uint8_t n = (uint8_t)strlen(protocols[i]);
-		if (buf_append(&b, &n, 1, 0xffff) < 0 ||
-		    buf_append(&b, protocols[i], n, 0xffff) < 0) {
-			buf_done(&b);
-			return -ENOMEM;
-		}
-	}
-	*ret = b.data;
-	*ret_len = b.len;
-	return 0;
-}
-
 int atls_ssl_new(SSL_CTX *ctx, const char *server_name, SSL **ret)
 {
 	if (!ctx || !ret || ctx_idx < 0)
@@ -372,10 +356,14 @@ int atls_ssl_new(SSL_CTX *ctx, const char *server_name, SSL **ret)
 		return r;
 	s->has_own_nonce = c->verifier != NULL;
 	if (!cs->is_server) {
+		/* A client always sends a nonce: an attesting server refuses a ClientHello without
+		 * one, even when this client does not check the evidence it gets. */
+		uint8_t unused[ATLS_NONCE_SIZE];
+		if (!c->verifier && (r = atls_nonce_generate(unused)) < 0)
+			return r;
 		_cleanup_free_ uint8_t *alpn = NULL;
 		size_t len = 0;
-		r = c->verifier ? atls_alpn_build(s->own_nonce, c->alpn, &alpn, &len)
-				: alpn_plain(c->alpn, &alpn, &len);
+		r = atls_alpn_build(c->verifier ? s->own_nonce : unused, c->alpn, &alpn, &len);
 		if (r < 0)
 			return r;
 		/* SSL_set_alpn_protos returns 0 on success. */
