@@ -80,12 +80,10 @@ void coordapi_state_done(struct coordapi_state *s);
 
 /* The report data of a state for a nonce (certificates parsed from the PEMs; -EINVAL for a PEM
  * that does not hold exactly one certificate). */
-int coordapi_state_report_data(const struct coordapi_state *s,
-			       const uint8_t nonce[ATLS_NONCE_SIZE],
+int coordapi_state_report_data(const struct coordapi_state *s, const uint8_t nonce[ATLS_NONCE_SIZE],
 			       uint8_t ret[ATLS_REPORT_DATA_SIZE]);
 /* The JSON document of a state (evidence included). */
 int coordapi_state_format(const struct coordapi_state *s, char **ret);
 /* Strict parse (at most COORDAPI_STATE_MAX_BYTES, unknown keys and wrong types refused):
  * -EBADMSG with *ret_msg. */
-int coordapi_state_parse(const char *json, size_t len, struct coordapi_state *ret,
-			 char **ret_msg);
+int coordapi_state_parse(const char *json, size_t len, struct coordapi_state *ret, char **ret_msg);

@@ -655,6 +655,12 @@ enum conn_state {
 	CONN_READ,
 	CONN_WRITE,
 	CONN_DRAIN,
+	CONN_WAIT, /* a handler answers later */
+};
+
+struct metrics_request {
+	struct conn *conn; /* NULL once the connection is gone */
+	bool head;
 };
 
 struct conn {
@@ -668,11 +674,19 @@ struct conn {
 	size_t drained;
 	struct buf out;
 	size_t out_off;
+	struct metrics_request *pending;
 	char in[METRICS_HTTP_MAX_HEADER_BYTES];
 };
 
 struct probe {
 	metrics_probe_fn fn;
+	void *userdata;
+};
+
+struct handler {
+	char prefix[METRICS_HANDLER_PREFIX_MAX + 1];
+	size_t prefix_len;
+	metrics_handler_fn fn;
 	void *userdata;
 };
 
@@ -686,6 +700,10 @@ struct metrics_server {
 	bool paused;
 	int64_t timeout_ns;
 	struct probe probes[_METRICS_PROBE_MAX];
+	char *ok_body;
+	bool no_builtin;
+	struct handler handlers[METRICS_MAX_HANDLERS];
+	size_t n_handlers;
 	struct conn *conns;
 	unsigned n_conns;
 };
@@ -703,6 +721,8 @@ static void conn_free(struct conn *c)
 	if (!c)
 		return;
 	struct metrics_server *s = c->server;
+	if (c->pending)
+		c->pending->conn = NULL;
 	loop_source_free(c->io);
 	loop_source_free(c->timer);
 	safe_close(c->fd);
@@ -764,6 +784,9 @@ static void respond(struct conn *c, int status, const char *content_type, const 
 	case 404:
 		phrase = "Not Found";
 		break;
+	case 503:
+		phrase = "Service Unavailable";
+		break;
 	case 405:
 		phrase = "Method Not Allowed";
 		break;
@@ -816,7 +839,25 @@ static void handle_request(struct conn *c, const struct metrics_http_request *re
 	for (int i = 0; i < _METRICS_PROBE_MAX; i++)
 		if (path_is(req, probe_paths[i]))
 			probe = i;
-	if (probe < 0 && !path_is(req, "/metrics")) {
+	bool builtin = !s->no_builtin && (probe >= 0 || path_is(req, "/metrics"));
+	const struct handler *h = NULL;
+	for (size_t i = 0; !builtin && !h && i < s->n_handlers; i++)
+		if (req->path_len >= s->handlers[i].prefix_len &&
+		    memcmp(req->path, s->handlers[i].prefix, s->handlers[i].prefix_len) == 0)
+			h = &s->handlers[i];
+	if (h && req->method != METRICS_HTTP_OTHER) {
+		struct metrics_request *mr = calloc(1, sizeof(*mr));
+		/* Nothing is read while the handler works; a client that leaves is noticed. */
+		if (!mr || loop_source_set_io_events(c->io, EPOLLRDHUP) < 0) {
+			free(mr);
+			respond_text(c, 500, "out of memory", NULL, head);
+			return;
+		}
+		*mr = (struct metrics_request){.conn = c, .head = head};
+		c->pending = mr;
+		c->state = CONN_WAIT;
+		h->fn(mr, req->path, req->path_len, h->userdata);
+	} else if (!builtin && !h) {
 		respond_text(c, 404, "not found", NULL, head);
 	} else if (req->method == METRICS_HTTP_OTHER) {
 		respond_text(c, 405, "method not allowed", "Allow: GET, HEAD\r\n", false);
@@ -824,7 +865,7 @@ static void handle_request(struct conn *c, const struct metrics_http_request *re
 		const struct probe *p = &s->probes[probe];
 		char reason[METRICS_PROBE_REASON_MAX] = "";
 		if (!p->fn || p->fn(p->userdata, reason, sizeof(reason))) {
-			respond_text(c, 200, "ok", NULL, head);
+			respond_text(c, 200, s->ok_body ? s->ok_body : "ok", NULL, head);
 		} else {
 			reason[sizeof(reason) - 1] = 0;
 			reason[strcspn(reason, "\r\n")] = 0;
@@ -890,6 +931,10 @@ static void on_conn_io(struct loop_source *src, int fd, uint32_t events, void *u
 		break;
 	case CONN_DRAIN:
 		conn_drain(c);
+		break;
+	case CONN_WAIT:
+		if (events & (EPOLLERR | EPOLLHUP | EPOLLRDHUP))
+			conn_free(c);
 		break;
 	}
 }
@@ -1021,6 +1066,7 @@ struct metrics_server *metrics_server_free(struct metrics_server *s)
 	while (s->conns)
 		conn_free(s->conns);
 	safe_close(s->fd);
+	free(s->ok_body);
 	free(s);
 	return NULL;
 }
@@ -1047,4 +1093,62 @@ void metrics_server_set_timeout(struct metrics_server *s, int64_t timeout_ns)
 unsigned metrics_server_get_connections(const struct metrics_server *s)
 {
 	return s ? s->n_conns : 0;
+}
+
+void metrics_server_set_builtin_paths(struct metrics_server *s, bool enabled)
+{
+	if (s)
+		s->no_builtin = !enabled;
+}
+
+int metrics_server_set_ok_body(struct metrics_server *s, const char *body)
+{
+	if (!s)
+		return -EINVAL;
+	if (body && strcspn(body, "\r\n") != strlen(body))
+		return -EINVAL;
+	return str_set(&s->ok_body, body);
+}
+
+int metrics_server_add_handler(struct metrics_server *s, const char *path_prefix,
+			       metrics_handler_fn fn, void *userdata)
+{
+	if (!s || !fn || !path_prefix || path_prefix[0] != '/')
+		return -EINVAL;
+	size_t n = strlen(path_prefix);
+	if (n > METRICS_HANDLER_PREFIX_MAX)
+		return -ENAMETOOLONG;
+	if (s->n_handlers >= METRICS_MAX_HANDLERS)
+		return -ENOSPC;
+	struct handler *h = &s->handlers[s->n_handlers++];
+	memcpy(h->prefix, path_prefix, n + 1);
+	h->prefix_len = n;
+	h->fn = fn;
+	h->userdata = userdata;
+	return 0;
+}
+
+int metrics_request_reply(struct metrics_request *req, int status, const char *content_type,
+			  const void *body, size_t len)
+{
+	if (!req)
+		return -EINVAL;
+	struct conn *c = req->conn;
+	bool head = req->head;
+	free(req);
+	if (!c)
+		return 0;
+	c->pending = NULL;
+	if (loop_source_set_io_events(c->io, EPOLLIN) < 0) {
+		conn_free(c);
+		return 0;
+	}
+	respond(c, status, content_type ? content_type : "text/plain; charset=utf-8", NULL, body,
+		body ? len : 0, head);
+	return 0;
+}
+
+bool metrics_request_is_cancelled(const struct metrics_request *req)
+{
+	return !req || !req->conn;
 }

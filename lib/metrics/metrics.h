@@ -101,6 +101,34 @@ static inline void metrics_server_freep(struct metrics_server **s)
 uint16_t metrics_server_get_port(const struct metrics_server *s);
 void metrics_server_set_probe(struct metrics_server *s, enum metrics_probe probe,
 			      metrics_probe_fn fn, void *userdata);
+/* The body of a healthy probe (default "ok"), e.g. to say the daemon runs in a test mode; copied.
+ * NULL restores "ok". */
+int metrics_server_set_ok_body(struct metrics_server *s, const char *body);
+
+/* Serve /metrics, /startup, /readyz and /livez (the default) or answer them 404, for a server
+ * that only carries handlers. */
+void metrics_server_set_builtin_paths(struct metrics_server *s, bool enabled);
+
+/* Handlers for other paths, answered asynchronously. The handler runs on the loop thread for a
+ * GET or HEAD whose path (query removed) starts with path_prefix; path is valid during the call
+ * only. It (or later code on the loop thread) answers exactly once with metrics_request_reply,
+ * which frees the request; until then the request stays valid even when the client goes away or
+ * the connection times out (the answer is then dropped). The built-in paths take precedence;
+ * the first matching handler wins. At most METRICS_MAX_HANDLERS per server. */
+#define METRICS_MAX_HANDLERS 8
+#define METRICS_HANDLER_PREFIX_MAX 128
+struct metrics_request;
+typedef void (*metrics_handler_fn)(struct metrics_request *req, const char *path, size_t path_len,
+				   void *userdata);
+int metrics_server_add_handler(struct metrics_server *s, const char *path_prefix,
+			       metrics_handler_fn fn, void *userdata);
+/* Answer with status (200, 400, 404, 500, 503, ...), a content type (NULL: text/plain) and a
+ * body (no body for HEAD). Returns 0 also when the answer was dropped. */
+int metrics_request_reply(struct metrics_request *req, int status, const char *content_type,
+			  const void *body, size_t len);
+/* True once the answer can no longer reach the client (connection closed or timed out). */
+bool metrics_request_is_cancelled(const struct metrics_request *req);
+
 /* Per-connection deadline from accept to close (default METRICS_HTTP_DEFAULT_TIMEOUT_NS);
  * applies to connections accepted afterwards. */
 void metrics_server_set_timeout(struct metrics_server *s, int64_t timeout_ns);

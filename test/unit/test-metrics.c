@@ -543,6 +543,148 @@ static void test_server_connection_limit(void **state)
 		assert_true(loop_run_once(f->loop, 50 * NSEC_PER_MSEC) >= 0);
 }
 
+/* ---- asynchronous path handlers ---- */
+
+struct handler_state {
+	struct metrics_request *req;
+	char path[64];
+	int calls;
+	bool answer_now;
+};
+
+static void on_attest(struct metrics_request *req, const char *path, size_t path_len,
+		      void *userdata)
+{
+	struct handler_state *h = userdata;
+	h->calls++;
+	assert_true(path_len < sizeof(h->path));
+	memcpy(h->path, path, path_len);
+	h->path[path_len] = 0;
+	if (h->answer_now) {
+		assert_int_equal(metrics_request_reply(req, 404, NULL, "no such nonce", 13), 0);
+		return;
+	}
+	h->req = req;
+}
+
+static void test_server_handler(void **state)
+{
+	struct fixture *f = *state;
+	struct handler_state h = {0};
+	assert_int_equal(metrics_server_add_handler(f->server, "/attest/", on_attest, &h), 0);
+	assert_int_equal(metrics_server_add_handler(f->server, "attest", on_attest, &h), -EINVAL);
+
+	/* The handler sees the path without the query and answers later: nothing is sent until
+	 * then, and the answer carries its status, type and body. */
+	int fd = connect_port(f->port);
+	send_str(fd, "GET /attest/abc?x=1 HTTP/1.1\r\nHost: x\r\n\r\n", 41);
+	while (h.calls == 0)
+		assert_true(loop_run_once(f->loop, 50 * NSEC_PER_MSEC) >= 0);
+	assert_string_equal(h.path, "/attest/abc");
+	assert_non_null(h.req);
+	assert_false(metrics_request_is_cancelled(h.req));
+	settle(f);
+	char c;
+	assert_int_equal(recv(fd, &c, 1, 0), -1);
+	assert_int_equal(errno, EAGAIN);
+	assert_int_equal(
+	    metrics_request_reply(TAKE_PTR(h.req), 200, "application/json", "{\"a\":1}", 7), 0);
+	_cleanup_free_ char *resp = read_until_close(f, fd);
+	close(fd);
+	assert_string_equal(resp, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+				  "Content-Length: 7\r\nCache-Control: no-store\r\n"
+				  "Connection: close\r\n\r\n{\"a\":1}");
+
+	/* An answer given inside the handler; HEAD gets no body. */
+	h.answer_now = true;
+	_cleanup_free_ char *now = exchange(f, "GET /attest/x HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_true(str_startswith(now, "HTTP/1.1 404 Not Found\r\n"));
+	assert_string_equal(body_of(now), "no such nonce");
+	_cleanup_free_ char *head = exchange(f, "HEAD /attest/x HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_true(str_startswith(head, "HTTP/1.1 404 Not Found\r\n"));
+	assert_non_null(strstr(head, "Content-Length: 13\r\n"));
+	assert_string_equal(body_of(head), "");
+	assert_int_equal(h.calls, 3);
+
+	/* Other methods, other paths and the built-in paths never reach it. */
+	_cleanup_free_ char *post =
+	    exchange(f, "POST /attest/x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+	assert_true(str_startswith(post, "HTTP/1.1 405 "));
+	_cleanup_free_ char *other = exchange(f, "GET /attest HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_true(str_startswith(other, "HTTP/1.1 404 "));
+	assert_string_equal(body_of(other), "not found");
+	_cleanup_free_ char *live = exchange(f, "GET /livez HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_string_equal(body_of(live), "ok");
+	assert_int_equal(h.calls, 3);
+	assert_int_equal(metrics_server_get_connections(f->server), 0);
+
+	/* A server for handlers only answers the built-in paths 404. */
+	metrics_server_set_builtin_paths(f->server, false);
+	_cleanup_free_ char *m404 = exchange(f, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_true(str_startswith(m404, "HTTP/1.1 404 "));
+	_cleanup_free_ char *r404 = exchange(f, "GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_true(str_startswith(r404, "HTTP/1.1 404 "));
+	_cleanup_free_ char *still = exchange(f, "GET /attest/y HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_true(str_startswith(still, "HTTP/1.1 404 "));
+	assert_string_equal(body_of(still), "no such nonce");
+	assert_int_equal(h.calls, 4);
+}
+
+static void test_server_handler_cancelled(void **state)
+{
+	struct fixture *f = *state;
+	struct handler_state h = {0};
+	assert_int_equal(metrics_server_add_handler(f->server, "/slow/", on_attest, &h), 0);
+
+	/* The client leaves before the answer: the request stays valid, reports it, and the late
+	 * answer is dropped. */
+	int fd = connect_port(f->port);
+	send_str(fd, "GET /slow/1 HTTP/1.1\r\nHost: x\r\n\r\n", 33);
+	while (h.calls == 0)
+		assert_true(loop_run_once(f->loop, 50 * NSEC_PER_MSEC) >= 0);
+	close(fd);
+	while (metrics_server_get_connections(f->server) > 0)
+		assert_true(loop_run_once(f->loop, 50 * NSEC_PER_MSEC) >= 0);
+	assert_true(metrics_request_is_cancelled(h.req));
+	assert_int_equal(metrics_request_reply(TAKE_PTR(h.req), 200, NULL, "late", 4), 0);
+
+	/* The connection deadline also ends a request nobody answers. */
+	metrics_server_set_timeout(f->server, 100 * NSEC_PER_MSEC);
+	int fd2 = connect_port(f->port);
+	send_str(fd2, "GET /slow/2 HTTP/1.1\r\nHost: x\r\n\r\n", 33);
+	_cleanup_free_ char *nothing = read_until_close(f, fd2);
+	close(fd2);
+	assert_string_equal(nothing, "");
+	assert_true(metrics_request_is_cancelled(h.req));
+	assert_int_equal(metrics_request_reply(TAKE_PTR(h.req), 200, NULL, NULL, 0), 0);
+
+	/* Requests pending when the server goes away are dropped as well. */
+	metrics_server_set_timeout(f->server, METRICS_HTTP_DEFAULT_TIMEOUT_NS);
+	int fd3 = connect_port(f->port);
+	send_str(fd3, "GET /slow/3 HTTP/1.1\r\nHost: x\r\n\r\n", 33);
+	while (h.calls < 3)
+		assert_true(loop_run_once(f->loop, 50 * NSEC_PER_MSEC) >= 0);
+	f->server = metrics_server_free(f->server);
+	close(fd3);
+	assert_true(metrics_request_is_cancelled(h.req));
+	assert_int_equal(metrics_request_reply(TAKE_PTR(h.req), 200, NULL, NULL, 0), 0);
+}
+
+static void test_server_ok_body(void **state)
+{
+	struct fixture *f = *state;
+	f->started = true;
+	assert_int_equal(metrics_server_set_ok_body(f->server, "ok (test mode)"), 0);
+	assert_int_equal(metrics_server_set_ok_body(f->server, "two\nlines"), -EINVAL);
+	_cleanup_free_ char *l1 = exchange(f, "GET /livez HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_string_equal(body_of(l1), "ok (test mode)");
+	_cleanup_free_ char *s1 = exchange(f, "GET /startup HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_string_equal(body_of(s1), "ok (test mode)");
+	assert_int_equal(metrics_server_set_ok_body(f->server, NULL), 0);
+	_cleanup_free_ char *l2 = exchange(f, "GET /livez HTTP/1.1\r\nHost: x\r\n\r\n");
+	assert_string_equal(body_of(l2), "ok");
+}
+
 static void test_server_bad_address(void **state)
 {
 	_cleanup_(loop_freep) struct loop *l = NULL;
@@ -570,6 +712,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_server_slowloris, setup_server, teardown_server),
 	    cmocka_unit_test_setup_teardown(test_server_connection_limit, setup_server,
 					    teardown_server),
+	    cmocka_unit_test_setup_teardown(test_server_handler, setup_server, teardown_server),
+	    cmocka_unit_test_setup_teardown(test_server_handler_cancelled, setup_server,
+					    teardown_server),
+	    cmocka_unit_test_setup_teardown(test_server_ok_body, setup_server, teardown_server),
 	    cmocka_unit_test(test_server_bad_address),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
