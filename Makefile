@@ -43,7 +43,8 @@ PROVIDER_SRC := $(sort $(wildcard providers/*.c providers/*/*.c))
 # Programs: folder:binary. Each folder has main.c; its other .c files go into libprog.a so the
 # unit tests and fuzz targets can use them.
 PROGRAMS := adaptor:cloud-api-adaptor podvm/forwarder:agent-protocol-forwarder \
-	podvm/userdata:process-user-data cli:peerpodctl coordinator:coordinator
+	podvm/userdata:process-user-data podvm/attest:attestation-client cli:peerpodctl \
+	coordinator:coordinator
 PROG_DIRS := $(foreach p,$(PROGRAMS),$(firstword $(subst :, ,$(p))))
 PROG_SRC := $(foreach d,$(PROG_DIRS),$(filter-out $(d)/main.c,$(sort $(wildcard $(d)/*.c))))
 STANDIN_SRC := $(sort $(wildcard test/standin/*.c))
@@ -163,7 +164,7 @@ k8s: all
 
 # The pod VM image (podvm/README.md): kernel + busybox initramfs with our binaries, cached.
 podvm-image: $(BUILD)/bin/agent-protocol-forwarder $(BUILD)/bin/process-user-data \
-		$(BUILD)/bin/agent-standin
+		$(BUILD)/bin/attestation-client $(BUILD)/bin/agent-standin
 	@$(MAKE) --no-print-directory -C podvm image tools BUILD=$(abspath $(BUILD))
 
 e2e: all podvm-image

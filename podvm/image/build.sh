@@ -5,7 +5,7 @@
 # only when the hash of every input changes. See podvm/README.md.
 #
 # Environment (set by podvm/Makefile): OUT, KVER, FORWARDER, PROCESS_USER_DATA, KATA_AGENT,
-# KATA_AGENT_ARGS.
+# KATA_AGENT_ARGS, ATTESTATION_CLIENT (optional: left out of the image when empty or missing).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -15,6 +15,7 @@ FORWARDER=${FORWARDER:?FORWARDER is not set}
 PROCESS_USER_DATA=${PROCESS_USER_DATA:?PROCESS_USER_DATA is not set}
 KATA_AGENT=${KATA_AGENT:?KATA_AGENT is not set}
 KATA_AGENT_ARGS=${KATA_AGENT_ARGS:-}
+ATTESTATION_CLIENT=${ATTESTATION_CLIENT:-}
 QCOW2_SIZE_MB=${QCOW2_SIZE_MB:-64}
 
 # Modules the VM loads at boot, by name; their dependencies come from the kernel's modules.dep.
@@ -70,6 +71,11 @@ if [[ -z $KATA_AGENT_ARGS ]]; then
 	*) KATA_AGENT_ARGS="--config /etc/kata-agent.toml" ;;
 	esac
 fi
+if [[ -n $ATTESTATION_CLIENT && ! -x $ATTESTATION_CLIENT ]]; then
+	echo "podvm: note: $ATTESTATION_CLIENT is missing; the image has no attestation-client" \
+		"('make build/bin/attestation-client' adds it)" >&2
+	ATTESTATION_CLIENT=
+fi
 for tool in cpio gzip qemu-img mkfs.ext4 modprobe ldd sha256sum; do
 	command -v $tool >/dev/null || die "$tool is missing (scripts/deps.sh)"
 done
@@ -92,6 +98,7 @@ libs_of() {
 	ldd "$1" 2>/dev/null | awk '/=> \// { print $3 } /^\t\/[^ ]+ \(/ { print $1 }' || true
 }
 progs=("$FORWARDER" "$PROCESS_USER_DATA" "$KATA_AGENT" "${HOST_PROGS[@]}")
+[[ -n $ATTESTATION_CLIENT ]] && progs+=("$ATTESTATION_CLIENT")
 : >"$work/libs"
 for p in "${progs[@]}"; do
 	if head -c 4 "$p" | grep -q 'ELF'; then libs_of "$p" >>"$work/libs"; fi
@@ -151,6 +158,7 @@ cp -a /usr/lib/x86_64-linux-gnu/xtables/. "$root"/usr/lib/x86_64-linux-gnu/xtabl
 install_prog "$FORWARDER" usr/bin/agent-protocol-forwarder
 install_prog "$PROCESS_USER_DATA" usr/bin/process-user-data
 install_prog "$KATA_AGENT" usr/bin/kata-agent
+[[ -n $ATTESTATION_CLIENT ]] && install_prog "$ATTESTATION_CLIENT" usr/bin/attestation-client
 printf '%s\n' "$KATA_AGENT_ARGS" >"$root"/etc/peerpod/agent.args
 
 while read -r lib; do
@@ -182,7 +190,8 @@ echo "$hash" >"$root"/etc/peerpod/image-id
 
 # Check that every program resolves its libraries inside the new root.
 for p in usr/bin/agent-protocol-forwarder usr/bin/process-user-data usr/bin/kata-agent sbin/ip \
-	usr/sbin/xtables-legacy-multi; do
+	usr/sbin/xtables-legacy-multi usr/bin/attestation-client; do
+	[[ -e $root/$p ]] || continue
 	head -c 4 "$root/$p" | grep -q ELF || continue
 	if chroot "$root" /lib64/ld-linux-x86-64.so.2 --list "/$p" 2>&1 | grep -q 'not found'; then
 		die "$p: missing libraries in the image: $(chroot "$root" /lib64/ld-linux-x86-64.so.2 --list "/$p" | grep 'not found')"

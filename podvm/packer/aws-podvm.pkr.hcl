@@ -63,6 +63,10 @@ variable "process_user_data" {
   type    = string
   default = ""
 }
+variable "attestation_client" {
+  type    = string
+  default = ""
+}
 variable "kata_agent" {
   type        = string
   default     = ""
@@ -78,9 +82,10 @@ variable "kata_agent_config" {
 }
 
 locals {
-  bin               = "${path.root}/../../build/bin"
-  forwarder         = var.forwarder != "" ? var.forwarder : "${local.bin}/agent-protocol-forwarder"
-  process_user_data = var.process_user_data != "" ? var.process_user_data : "${local.bin}/process-user-data"
+  bin                = "${path.root}/../../build/bin"
+  forwarder          = var.forwarder != "" ? var.forwarder : "${local.bin}/agent-protocol-forwarder"
+  process_user_data  = var.process_user_data != "" ? var.process_user_data : "${local.bin}/process-user-data"
+  attestation_client = var.attestation_client != "" ? var.attestation_client : "${local.bin}/attestation-client"
   # Never empty, so that validation passes without it; check-inputs.sh stops the build instead.
   kata_agent        = var.kata_agent != "" ? var.kata_agent : "kata_agent-is-not-set"
   kata_agent_config = var.kata_agent_config != "" ? var.kata_agent_config : "${path.root}/files/kata-agent.toml"
@@ -121,7 +126,7 @@ build {
   sources = ["source.amazon-ebs.podvm"]
 
   provisioner "shell-local" {
-    inline = ["${path.root}/check-inputs.sh '${local.forwarder}' '${local.process_user_data}' '${var.kata_agent}'"]
+    inline = ["${path.root}/check-inputs.sh '${local.forwarder}' '${local.process_user_data}' '${var.kata_agent}' '${local.attestation_client}'"]
   }
   provisioner "shell" {
     inline = ["mkdir -p ${local.stage}/bin ${local.stage}/files"]
@@ -134,6 +139,11 @@ build {
   provisioner "file" {
     source      = local.process_user_data
     destination = "${local.stage}/bin/process-user-data"
+    generated   = true
+  }
+  provisioner "file" {
+    source      = local.attestation_client
+    destination = "${local.stage}/bin/attestation-client"
     generated   = true
   }
   provisioner "file" {

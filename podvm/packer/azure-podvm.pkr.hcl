@@ -111,6 +111,10 @@ variable "process_user_data" {
   type    = string
   default = ""
 }
+variable "attestation_client" {
+  type    = string
+  default = ""
+}
 variable "kata_agent" {
   type        = string
   default     = ""
@@ -126,9 +130,10 @@ variable "kata_agent_config" {
 }
 
 locals {
-  bin               = "${path.root}/../../build/bin"
-  forwarder         = var.forwarder != "" ? var.forwarder : "${local.bin}/agent-protocol-forwarder"
-  process_user_data = var.process_user_data != "" ? var.process_user_data : "${local.bin}/process-user-data"
+  bin                = "${path.root}/../../build/bin"
+  forwarder          = var.forwarder != "" ? var.forwarder : "${local.bin}/agent-protocol-forwarder"
+  process_user_data  = var.process_user_data != "" ? var.process_user_data : "${local.bin}/process-user-data"
+  attestation_client = var.attestation_client != "" ? var.attestation_client : "${local.bin}/attestation-client"
   # Never empty, so that validation passes without it; check-inputs.sh stops the build instead.
   kata_agent        = var.kata_agent != "" ? var.kata_agent : "kata_agent-is-not-set"
   kata_agent_config = var.kata_agent_config != "" ? var.kata_agent_config : "${path.root}/files/kata-agent.toml"
@@ -170,7 +175,7 @@ build {
   sources = ["source.azure-arm.podvm"]
 
   provisioner "shell-local" {
-    inline = ["${path.root}/check-inputs.sh '${local.forwarder}' '${local.process_user_data}' '${var.kata_agent}'"]
+    inline = ["${path.root}/check-inputs.sh '${local.forwarder}' '${local.process_user_data}' '${var.kata_agent}' '${local.attestation_client}'"]
   }
   provisioner "shell" {
     inline = ["mkdir -p ${local.stage}/bin ${local.stage}/files"]
@@ -183,6 +188,11 @@ build {
   provisioner "file" {
     source      = local.process_user_data
     destination = "${local.stage}/bin/process-user-data"
+    generated   = true
+  }
+  provisioner "file" {
+    source      = local.attestation_client
+    destination = "${local.stage}/bin/attestation-client"
     generated   = true
   }
   provisioner "file" {

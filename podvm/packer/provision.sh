@@ -5,7 +5,8 @@
 # credentials and per-instance state so every pod VM starts fresh.
 #
 # Environment: PP_CLOUD (azure|aws), PP_STAGE (where the file provisioners put the inputs:
-# bin/{agent-protocol-forwarder,process-user-data,kata-agent}, files/, kata-agent.toml),
+# bin/{agent-protocol-forwarder,process-user-data,attestation-client,kata-agent}, files/,
+# kata-agent.toml),
 # KATA_AGENT_ARGS, PP_IMAGE_ID (recorded in /etc/peerpod/image-id).
 set -euo pipefail
 
@@ -20,8 +21,8 @@ BIN=/usr/local/bin
 # iproute2 for `ip netns`, iptables for the pod network (WIRE 6.3).
 PACKAGES=(iproute2 iptables ca-certificates libcurl4 libjansson4 libprotobuf-c1 libyaml-0-2
 	libnl-3-200 libnl-route-3-200 libssl3)
-UNITS=(process-user-data.service peerpod-netns.service kata-agent.service
-	agent-protocol-forwarder.service)
+UNITS=(process-user-data.service peerpod-netns.service attestation-client.service
+	kata-agent.service agent-protocol-forwarder.service)
 
 say() { echo "peerpod-provision: $*"; }
 die() {
@@ -37,7 +38,7 @@ esac
 
 install_phase() {
 	local p
-	for p in agent-protocol-forwarder process-user-data kata-agent; do
+	for p in agent-protocol-forwarder process-user-data attestation-client kata-agent; do
 		[[ -s $PP_STAGE/bin/$p ]] || die "input $PP_STAGE/bin/$p is missing or empty"
 	done
 	[[ -d $PP_STAGE/files/systemd ]] || die "input $PP_STAGE/files is missing"
@@ -50,7 +51,7 @@ install_phase() {
 	apt-get -q update
 	apt-get -q -y --no-install-recommends install "${PACKAGES[@]}"
 
-	for p in agent-protocol-forwarder process-user-data kata-agent; do
+	for p in agent-protocol-forwarder process-user-data attestation-client kata-agent; do
 		install -m 0755 "$PP_STAGE/bin/$p" "$BIN/$p"
 		if head -c 4 "$BIN/$p" | grep -q ELF && ldd "$BIN/$p" 2>&1 | grep -q 'not found'; then
 			die "$BIN/$p: libraries not found: $(ldd "$BIN/$p" | grep 'not found' | tr -s ' \t' ' ')"
@@ -98,7 +99,8 @@ EOF
 
 	# A pod VM lives minutes to days and is replaced, not updated in place.
 	systemctl disable --now apt-daily.timer apt-daily-upgrade.timer 2>/dev/null || true
-	say "installed agent-protocol-forwarder, process-user-data, kata-agent; enabled ${UNITS[*]}"
+	say "installed agent-protocol-forwarder, process-user-data, attestation-client, kata-agent;" \
+		"enabled ${UNITS[*]}"
 }
 
 cleanup_phase() {

@@ -101,14 +101,14 @@ if run_packer "$T/fmt.log" fmt -check "$PK"; then ok "templates are packer-fmt f
 fi
 
 # ---- the inputs check that stops a build without a kata-agent ----
-if "$PK/check-inputs.sh" /bin/true /bin/true "" >"$T/ci.log" 2>&1; then
+if "$PK/check-inputs.sh" /bin/true /bin/true "" /bin/true >"$T/ci.log" 2>&1; then
 	bad "check-inputs.sh accepts a missing kata_agent"
 elif grep -q 'kata_agent is not set' "$T/ci.log"; then ok "check-inputs.sh: kata_agent is not set"; else
 	bad "check-inputs.sh message: $(cat "$T/ci.log")"
 fi
-"$PK/check-inputs.sh" /bin/true /bin/true /nonexistent >/dev/null 2>&1 &&
+"$PK/check-inputs.sh" /bin/true /bin/true /nonexistent /bin/true >/dev/null 2>&1 &&
 	bad "check-inputs.sh accepts a kata_agent path that does not exist"
-if "$PK/check-inputs.sh" /bin/true /bin/true /bin/true >/dev/null 2>&1; then ok "check-inputs.sh accepts executables"; else
+if "$PK/check-inputs.sh" /bin/true /bin/true /bin/true /bin/true >/dev/null 2>&1; then ok "check-inputs.sh accepts executables"; else
 	bad "check-inputs.sh rejects executables"
 fi
 
