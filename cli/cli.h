@@ -195,6 +195,53 @@ int cli_cmd_agent(const struct cli_ctx *c);
 int cli_cmd_call(const struct cli_ctx *c);
 /* `peerpodctl attest verify|show|bench ...`: its own options (argv[0] is "attest"). */
 int cli_attest_run(int argc, char *const *argv, FILE *out, FILE *err);
+/* `peerpodctl manifest generate ...` (cli/manifest.c): argv[0] is "manifest". */
+int cli_manifest_run(int argc, char *const *argv, FILE *out, FILE *err);
+/* The coordinator commands (cli/coord.c): set, verify, recover, state, atls-cert. */
+bool cli_coord_is_command(const char *word);
+int cli_coord_run(int argc, char *const *argv, FILE *out, FILE *err);
+struct Coordinator__GetManifestsResponse;
+/* The checks of `peerpodctl verify` on a GetManifests answer: the manifests (oldest first) chain
+ * to the latest transition hash, whose signature verifies with the returned P-384 signing key;
+ * the latest manifest equals expected byte for byte (NULL: any) and parses; one initdata
+ * document per policy of it, hashing to its digest; root and mesh CA are one PEM certificate
+ * each. -EBADMSG with *ret_msg naming the mismatch. */
+int cli_coord_check_manifests(const struct Coordinator__GetManifestsResponse *resp,
+			      const void *expected, size_t expected_len, char **ret_msg);
+
+/* ---- Kubernetes workloads in YAML files (cli/podyaml.c) ---- */
+
+#define CLI_INITDATA_ANNOTATION "io.katacontainers.config.hypervisor.cc_init_data"
+#define CLI_ROLE_ANNOTATION "peerpod.io/coordinator-role"
+
+/* One pod-creating object of a YAML file: a Pod, or the pod template of a Deployment,
+ * StatefulSet, DaemonSet, ReplicaSet, Job or CronJob. */
+struct cli_workload {
+	char *api_version; /* e.g. "apps/v1" */
+	char *kind;
+	char *namespace; /* "default" when absent */
+	char *name;
+	char *runtime_class; /* spec.runtimeClassName of the pod (template), or NULL */
+	char *initdata;      /* the cc_init_data annotation of the pod (template), or NULL */
+	char *role;          /* the CLI_ROLE_ANNOTATION value, or NULL */
+};
+/* Every workload of a (multi-document) YAML file, in document order; documents of other kinds
+ * (Service, ConfigMap, ...) are skipped; a List's items are read. -EINVAL with *ret_msg naming the
+ * file and document for malformed YAML or a workload without a name. */
+int cli_workloads_from_yaml(const char *path, struct cli_workload **ret, size_t *ret_n,
+			    char **ret_msg);
+void cli_workloads_free(struct cli_workload *w, size_t n);
+/* Larger YAML input is refused with -EFBIG. Aliases, merge keys, duplicate mapping keys and
+ * nesting deeper than 128 levels are refused too (-EINVAL). */
+#define CLI_YAML_MAX_BYTES (16 * 1024 * 1024)
+/* The same on a buffer; name stands for the file in messages. */
+int cli_workloads_from_yaml_buffer(const char *data, size_t len, const char *name,
+				   struct cli_workload **ret, size_t *ret_n, char **ret_msg);
+#define CLI_DEFAULT_RUNTIME_CLASS "kata-remote"
+/* The initdata a workload's pod VM will run: its annotation; the default document (WIRE 5.4,
+ * plain TOML) for a pod of runtime_class (NULL: CLI_DEFAULT_RUNTIME_CLASS) without one; NULL
+ * for other pods (not peer pods, no policy). */
+const char *cli_workload_initdata(const struct cli_workload *w, const char *runtime_class);
 
 /* ---- helpers for the commands ---- */
 

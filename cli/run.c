@@ -60,6 +60,22 @@ void cli_print_help(FILE *f)
 	fprintf(f, "  attest verify|show|bench --type snp|tdx --evidence FILE ...\n"
 		   "                                verify SEV-SNP / TDX evidence offline "
 		   "(peerpodctl attest --help)\n");
+	fprintf(f, "  manifest generate|digest|check ... FILE.yaml...\n"
+		   "                                coordinator manifest from Kubernetes YAML "
+		   "(peerpodctl manifest --help)\n");
+	/* the coordinator's commands (cli/coord.c) */
+	fprintf(f, "  set -c HOST:PORT -m MANIFEST.json [FILE.yaml...|--initdata FILE]\n"
+		   "                                attest the coordinator, set the manifest\n"
+		   "  verify -c HOST:PORT [-m MANIFEST.json] [-o DIR]\n"
+		   "                                attest, check and save the manifest history\n"
+		   "  recover -c HOST:PORT --seedshare-key PEM --seedshare-file FILE [--force]\n"
+		   "                                hand a stale coordinator its seed\n"
+		   "  state -u http://HOST:PORT [-m MANIFEST.json]\n"
+		   "                                the coordinator's attested state\n"
+		   "  atls-cert --new-pki DIR | --pki DIR ...\n"
+		   "                                test only: test PKI, simulated attester "
+		   "certificates\n"
+		   "                                (peerpodctl set --help for all of these)\n");
 	fprintf(f,
 		"\nOptions (anywhere on the line):\n"
 		"  --socket PATH      hypervisor socket (env %s, default %s)\n"
