@@ -2,7 +2,9 @@
  * "instance" is an agent-protocol-forwarder child process with the pod's apf.json, listening on
  * the forwarder port of its own loopback address (127.1.x.y), exactly as it would in a VM. The
  * forwarders run in their own sessions, so they outlive an adaptor restart like VMs do; their
- * records live in <data-dir>/local/<instance-name>/instance.json. */
+ * records live in <data-dir>/local/<instance-name>/instance.json. An optional boot command plays
+ * the VM's boot chain (process-user-data, attestation client): it runs in a session of its own
+ * beside the forwarder, is not waited for, and its whole process group dies with the instance. */
 #include <fcntl.h>
 #include <jansson.h>
 #include <poll.h>
@@ -15,6 +17,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <dirent.h>
+#include <limits.h>
 
 #include "provider.h"
 
@@ -27,6 +30,7 @@ struct local_settings {
 	char *agent_socket;
 	char *forwarder;
 	int64_t create_delay_ns;
+	char *boot_command;
 };
 
 static const struct config_option local_options[] = {
@@ -38,6 +42,12 @@ static const struct config_option local_options[] = {
     {"local-create-delay", "LOCAL_CREATE_DELAY", CONFIG_DURATION, "0s",
      offsetof(struct local_settings, create_delay_ns),
      "delay of each instance creation, modelling a slow cloud", NULL},
+    {"local-boot-command", "LOCAL_BOOT_COMMAND", CONFIG_STRING, NULL,
+     offsetof(struct local_settings, boot_command),
+     "program run as <program> <instance-dir> in each instance's own session before its "
+     "forwarder, not waited for (the VM's boot chain); env INSTANCE_DIR, INSTANCE_IP, "
+     "USER_DATA_FILE; empty = none",
+     NULL},
 };
 
 struct provider {
@@ -98,6 +108,8 @@ struct record {
 	char *id, *name, *sandbox_id, *node, *ip;
 	int64_t pid;
 	int64_t start_time; /* /proc/<pid>/stat field 22, guards against pid reuse */
+	int64_t hook_pid;   /* the boot command: session and process group leader, 0 = none */
+	int64_t hook_start_time;
 };
 
 static void record_done(struct record *r)
@@ -112,10 +124,11 @@ static void record_done(struct record *r)
 
 static int record_save(const char *dir, const struct record *rec)
 {
-	_cleanup_(json_decrefp) json_t *o =
-	    json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "id", rec->id, "name", rec->name,
-		      "sandbox-id", rec->sandbox_id ?: "", "node", rec->node ?: "", "ip", rec->ip,
-		      "pid", (json_int_t)rec->pid, "start-time", (json_int_t)rec->start_time);
+	_cleanup_(json_decrefp) json_t *o = json_pack(
+	    "{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "id", rec->id, "name", rec->name,
+	    "sandbox-id", rec->sandbox_id ?: "", "node", rec->node ?: "", "ip", rec->ip, "pid",
+	    (json_int_t)rec->pid, "start-time", (json_int_t)rec->start_time, "hook-pid",
+	    (json_int_t)rec->hook_pid, "hook-start-time", (json_int_t)rec->hook_start_time);
 	if (!o)
 		return -ENOMEM;
 	_cleanup_free_ char *text = json_dumps(o, JSON_INDENT(2));
@@ -138,13 +151,15 @@ static int record_load(const char *dir, struct record *ret)
 	json_error_t jerr;
 	_cleanup_(json_decrefp) json_t *o = json_loadb(text, len, 0, &jerr);
 	const char *id, *name, *sid, *node, *ip;
-	json_int_t pid, st;
-	if (!o || json_unpack(o, "{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "id", &id, "name", &name,
-			      "sandbox-id", &sid, "node", &node, "ip", &ip, "pid", &pid,
-			      "start-time", &st) < 0)
+	json_int_t pid, st, hook_pid = 0, hook_st = 0;
+	/* records written before the boot command existed have no hook fields */
+	if (!o ||
+	    json_unpack(o, "{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s?I, s?I}", "id", &id, "name",
+			&name, "sandbox-id", &sid, "node", &node, "ip", &ip, "pid", &pid,
+			"start-time", &st, "hook-pid", &hook_pid, "hook-start-time", &hook_st) < 0)
 		return -EBADMSG;
-	*ret = (struct record){strdup(id), strdup(name), strdup(sid), strdup(node),
-			       strdup(ip), pid,          st};
+	*ret = (struct record){strdup(id), strdup(name), strdup(sid), strdup(node), strdup(ip),
+			       pid,        st,           hook_pid,    hook_st};
 	if (!ret->id || !ret->name || !ret->sandbox_id || !ret->node || !ret->ip) {
 		record_done(ret);
 		return -ENOMEM;
@@ -154,29 +169,76 @@ static int record_load(const char *dir, struct record *ret)
 
 /* ---- processes ---- */
 
-static int64_t process_start_time(pid_t pid)
+/* Fields 3 (state), 5 (process group) and 22 (start time) of /proc/<pid>/stat. */
+static int proc_stat(pid_t pid, char *ret_state, int64_t *ret_pgrp, int64_t *ret_start_time)
 {
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	_cleanup_free_ char *text = NULL;
-	if (read_file_bounded(path, 4096, &text, NULL) < 0)
-		return -1;
+	int r = read_file_bounded(path, 4096, &text, NULL);
+	if (r < 0)
+		return r;
 	/* comm may contain spaces and parentheses: fields start after the last ')' */
 	char *p = strrchr(text, ')');
 	if (!p)
-		return -1;
-	p++;
-	/* p is at the space before field 3 (the state); each step moves to the space before
-	 * the next field, so 19 steps reach field 22, the start time */
-	for (int field = 3; field < 22 && p; field++)
-		p = strchr(p + 1, ' ');
-	if (!p)
-		return -1;
+		return -EBADMSG;
+	char *save = NULL;
+	int field = 3;
+	for (char *tok = strtok_r(p + 1, " \n", &save); tok && field <= 22;
+	     tok = strtok_r(NULL, " \n", &save), field++) {
+		if (field == 3 && ret_state)
+			*ret_state = tok[0];
+		else if (field == 5 && ret_pgrp && parse_i64(tok, ret_pgrp) < 0)
+			return -EBADMSG;
+		else if (field == 22)
+			return ret_start_time && parse_i64(tok, ret_start_time) < 0 ? -EBADMSG : 0;
+	}
+	return -EBADMSG;
+}
+
+static int64_t process_start_time(pid_t pid)
+{
 	int64_t v;
-	char *end = strchr(p + 1, ' ');
-	if (end)
-		*end = 0;
-	return parse_i64(p + 1, &v) < 0 ? -1 : v;
+	return proc_stat(pid, NULL, NULL, &v) < 0 ? -1 : v;
+}
+
+/* Whether the environment of pid holds exactly the entry want ("NAME=value"). */
+static bool environ_has(pid_t pid, const char *want)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	if (read_file_bounded(path, 1u << 20, &text, &len) < 0)
+		return false;
+	for (size_t off = 0; off < len; off += strlen(text + off) + 1)
+		if (strcmp(text + off, want) == 0)
+			return true;
+	return false;
+}
+
+/* The live (not zombie) members of process group pgid; with marker, *ret_marked tells whether
+ * one of them carries that environment entry. */
+static int group_scan(pid_t pgid, const char *marker, bool *ret_marked)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return -errno;
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		int32_t pid;
+		char state = 0;
+		int64_t pgrp = 0;
+		if (parse_i32(de->d_name, &pid) < 0 || pid <= 0 ||
+		    proc_stat(pid, &state, &pgrp, NULL) < 0 || pgrp != pgid || state == 'Z')
+			continue;
+		n++;
+		if (marker && ret_marked && !*ret_marked && environ_has(pid, marker))
+			*ret_marked = true;
+	}
+	closedir(d);
+	return n;
 }
 
 static int pidfd_open_compat(pid_t pid)
@@ -223,6 +285,94 @@ static int stop_process(const struct record *rec)
 	return wait_gone(pid, pidfd, STOP_GRACE_MS) ? 0 : -ETIMEDOUT;
 }
 
+/* Kill the boot command's whole process group: the attestation client it leaves behind must die
+ * with the instance. The group is ours if its leader is the recorded process, or, once the
+ * leader has exited, if a member still carries the instance's INSTANCE_DIR (a group id is not
+ * reused while members are alive). */
+static int stop_group(const struct record *rec, const char *marker)
+{
+	if (rec->hook_pid <= 0)
+		return 0;
+	pid_t pgid = (pid_t)rec->hook_pid;
+	if (process_start_time(pgid) != rec->hook_start_time) {
+		bool marked = false;
+		if (group_scan(pgid, marker, &marked) <= 0 || !marked)
+			return 0;
+	}
+	for (int round = 0; round < 2; round++) {
+		if (kill(-pgid, round == 0 ? SIGTERM : SIGKILL) < 0) {
+			(void)waitpid(pgid, NULL, WNOHANG);
+			return errno == ESRCH ? 0 : -errno;
+		}
+		for (int waited = 0; waited < STOP_GRACE_MS; waited += 10) {
+			(void)waitpid(pgid, NULL, WNOHANG); /* the leader, while it is our child */
+			if (group_scan(pgid, NULL, NULL) == 0)
+				return 0;
+			struct timespec ts = {0, 10 * 1000 * 1000};
+			nanosleep(&ts, NULL);
+		}
+	}
+	return -ETIMEDOUT;
+}
+
+/* Start argv[0] with output to logpath, in a session of its own (it outlives us like a VM), and
+ * with a clean signal state: we run on a worker thread that blocks every signal. */
+static int spawn_session(char *const argv[], char *const envp[], const char *logpath, pid_t *ret)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&attr);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	sigset_t none, all;
+	sigemptyset(&none);
+	sigfillset(&all);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &all);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
+					    POSIX_SPAWN_SETSIGDEF);
+	pid_t pid;
+	int r = posix_spawnp(&pid, argv[0], &fa, &attr, argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	if (r != 0)
+		return -r;
+	*ret = pid;
+	return 0;
+}
+
+static bool hook_env_name(const char *entry)
+{
+	return str_startswith(entry, "INSTANCE_DIR=") || str_startswith(entry, "INSTANCE_IP=") ||
+	       str_startswith(entry, "USER_DATA_FILE=");
+}
+
+/* The boot command: `<command> <instance-dir>` with our environment plus INSTANCE_DIR (also the
+ * marker stop_group looks for), INSTANCE_IP and USER_DATA_FILE. */
+static int spawn_hook(struct provider *p, const char *dir, const char *ip, pid_t *ret)
+{
+	extern char **environ;
+	_cleanup_free_ char *logpath = str_printf("%s/boot.log", dir);
+	_cleanup_free_ char *env_dir = str_printf("INSTANCE_DIR=%s", dir);
+	_cleanup_free_ char *env_ip = str_printf("INSTANCE_IP=%s", ip);
+	_cleanup_free_ char *env_ud = str_printf("USER_DATA_FILE=%s/user-data", dir);
+	size_t n = environ ? strv_length(environ) : 0;
+	_cleanup_free_ char **envp = calloc(n + 4, sizeof(char *));
+	if (!logpath || !env_dir || !env_ip || !env_ud || !envp)
+		return -ENOMEM;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!hook_env_name(environ[i]))
+			envp[k++] = environ[i];
+	envp[k++] = env_dir;
+	envp[k++] = env_ip;
+	envp[k++] = env_ud;
+	char *argv[] = {p->settings->boot_command, (char *)dir, NULL};
+	return spawn_session(argv, envp, logpath, ret);
+}
+
 static int spawn_forwarder(struct provider *p, const char *dir, const char *ip, pid_t *ret)
 {
 	char listen[64];
@@ -240,32 +390,15 @@ static int spawn_forwarder(struct provider *p, const char *dir, const char *ip, 
 			p->settings->agent_socket,
 			p->disable_tls ? (char *)"-disable-tls" : NULL,
 			NULL};
-
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawnattr_init(&attr);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 1, logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
-	posix_spawn_file_actions_adddup2(&fa, 1, 2);
-	/* A session of its own (it outlives us like a VM), and a clean signal state: we run on a
-	 * worker thread that blocks every signal. */
-	sigset_t none, all;
-	sigemptyset(&none);
-	sigfillset(&all);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &all);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
-					    POSIX_SPAWN_SETSIGDEF);
-	pid_t pid;
 	extern char **environ;
-	int r = posix_spawnp(&pid, p->forwarder, &fa, &attr, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
-	if (r != 0)
-		return -r;
-	*ret = pid;
-	return 0;
+	return spawn_session(argv, environ, logpath, ret);
+}
+
+/* The instance directory as an absolute path: the boot command's INSTANCE_DIR. */
+static char *instance_dir_abs(const char *dir)
+{
+	char buf[PATH_MAX];
+	return realpath(dir, buf) ? strdup(buf) : strdup(dir);
 }
 
 /* ---- provider operations ---- */
@@ -411,6 +544,22 @@ static int local_create_instance(struct provider *p, const struct provider_insta
 			: -ENOMEM;
 	if (r == 0)
 		r = record_save(dir, &rec); /* pid 0: a crash now leaves a record, not a process */
+	/* The boot chain first, as in a VM; the forwarder does not wait for it (attestation is
+	 * asynchronous to the agent). */
+	_cleanup_free_ char *absdir = NULL;
+	if (r == 0 && !str_empty(p->settings->boot_command)) {
+		pid_t hook = 0;
+		absdir = instance_dir_abs(dir);
+		r = absdir ? spawn_hook(p, absdir, ip, &hook) : -ENOMEM;
+		if (r < 0)
+			pp_error_set(reterr, r, "cannot start the boot command %s: %s",
+				     p->settings->boot_command, strerror(-r));
+		if (r == 0) {
+			rec.hook_pid = hook;
+			rec.hook_start_time = process_start_time(hook);
+			r = record_save(dir, &rec);
+		}
+	}
 	pid_t pid = 0;
 	if (r == 0) {
 		r = spawn_forwarder(p, dir, ip, &pid);
@@ -428,6 +577,7 @@ static int local_create_instance(struct provider *p, const struct provider_insta
 	}
 	if (r < 0) {
 		pp_error_set(reterr, r, "cannot create instance %s: %s", rec.name, strerror(-r));
+		(void)stop_group(&rec, NULL);
 		(void)rm_rf(dir);
 		pthread_mutex_lock(&p->lock);
 		slot_set(p, slot, false);
@@ -462,6 +612,20 @@ static int local_delete_instance(struct provider *p, const char *instance_id,
 	if (r < 0)
 		return pp_error_set(reterr, r, "cannot read the record of %s: %s", instance_id,
 				    strerror(-r));
+	_cleanup_free_ char *absdir = instance_dir_abs(dir);
+	_cleanup_free_ char *marker = absdir ? str_printf("INSTANCE_DIR=%s", absdir) : NULL;
+	if (!marker) {
+		record_done(&rec);
+		return -ENOMEM;
+	}
+	r = stop_group(&rec, marker);
+	if (r < 0) {
+		r = pp_error_set(reterr, r,
+				 "cannot stop the boot command (process group %lld) of %s: %s",
+				 (long long)rec.hook_pid, instance_id, strerror(-r));
+		record_done(&rec);
+		return r;
+	}
 	r = stop_process(&rec);
 	if (r < 0) {
 		r = pp_error_set(reterr, r, "cannot stop the forwarder (pid %lld) of %s: %s",
