@@ -70,6 +70,8 @@ void coord_verifier_init(struct atls_verifier *v, const struct manifest *m, bool
 	    .n_snp_refs = m->snp.n,
 	    .tdx_refs = m->tdx,
 	    .n_tdx_refs = m->n_tdx,
+	    /* Handshakes run on the worker pool; a chain verified once per thread. */
+	    .snp_cache_per_thread = true,
 	    .digest_rule =
 		coordinators_only ? manifest_coordinator_digest_rule(m) : manifest_digest_rule(m),
 	};

@@ -233,6 +233,10 @@ struct atls_verifier {
 	int (*get_snp_crl)(void *userdata, enum attest_snp_product product, bool vlek,
 			   const uint8_t **ret, size_t *ret_len);
 	struct attest_snp_cache *snp_cache; /* optional; not thread-safe: one per thread */
+	/* Without snp_cache: keep one chain cache per verifying thread (for servers that run
+	 * handshakes on a worker pool; a report then costs one ECDSA verification, not three
+	 * RSA-4096 ones more). */
+	bool snp_cache_per_thread;
 	/* TDX: collateral used where the evidence carries none. */
 	const struct attest_tdx_reference *tdx_refs;
 	size_t n_tdx_refs;

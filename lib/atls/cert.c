@@ -7,6 +7,8 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
+#include <pthread.h>
+
 #include "atls/atls-internal.h"
 
 #define VALIDITY_SEC (2 * 3600)
@@ -171,6 +173,35 @@ static int der_to_pem_chain(const uint8_t *ask, size_t ask_len, const uint8_t *a
 	return 0;
 }
 
+/* The calling thread's SNP chain cache, freed when the thread exits; NULL when it cannot be
+ * made (verification then runs uncached). */
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static bool cache_key_ok;
+
+static void cache_destroy(void *p)
+{
+	attest_snp_cache_free(p);
+}
+
+static void cache_key_init(void)
+{
+	cache_key_ok = pthread_key_create(&cache_key, cache_destroy) == 0;
+}
+
+static struct attest_snp_cache *thread_cache(void)
+{
+	pthread_once(&cache_once, cache_key_init);
+	if (!cache_key_ok)
+		return NULL;
+	struct attest_snp_cache *c = pthread_getspecific(cache_key);
+	if (!c && (c = attest_snp_cache_new()) && pthread_setspecific(cache_key, c) != 0) {
+		attest_snp_cache_free(c);
+		c = NULL;
+	}
+	return c;
+}
+
 static int verify_snp(const struct atls_verifier *v, enum atls_evidence_kind kind,
 		      const struct atls_evidence *e, const uint8_t report_data[64], int64_t now,
 		      struct atls_verified *out, struct verify_state *st)
@@ -227,7 +258,9 @@ static int verify_snp(const struct atls_verifier *v, enum atls_evidence_kind kin
 	    .n_refs = v->snp_refs ? v->n_snp_refs : 0,
 	    .report_data = report_data,
 	    .host_data = v->digest_rule,
-	    .cache = v->snp_cache,
+	    .cache = v->snp_cache              ? v->snp_cache
+		     : v->snp_cache_per_thread ? thread_cache()
+					       : NULL,
 	};
 	struct attest_result res = {};
 	int r = attest_snp_verify(report, report_len, &o, &res, &out->snp);

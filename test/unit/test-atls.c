@@ -1427,18 +1427,103 @@ static void test_tls_issuer_failure(void **state)
 	free(msg);
 }
 
+/* ---- the per-thread chain cache ---- */
+
+struct cached_run {
+	const uint8_t *evidence;
+	size_t len;
+	const uint8_t *report_data;
+	const struct atls_verifier *v;
+	int result;
+};
+
+static void *verify_in_thread(void *arg)
+{
+	struct cached_run *r = arg;
+	struct atls_verified out;
+	r->result = atls_evidence_verify(ATLS_EVIDENCE_SNP_SIM, r->evidence, r->len, r->report_data,
+					 r->v, &out, NULL, NULL);
+	if (r->result == 0)
+		atls_verified_done(&out);
+	return NULL;
+}
+
+static void test_evidence_verify_thread_cache(void **state)
+{
+	struct atls_issuer *is = NULL;
+	assert_int_equal(atls_issuer_new_sim(pki, &sim_default, &is), 0);
+	uint8_t rd[ATLS_REPORT_DATA_SIZE];
+	memset(rd, 0x5c, sizeof(rd));
+	uint8_t *ev = NULL;
+	size_t len = 0;
+	char *msg = NULL;
+	assert_int_equal(is->get_evidence(is, rd, &ev, &len, &msg), 0);
+	struct atls_verifier v = {.test_anchor_pem = pki->ark_pem, .snp_cache_per_thread = true};
+
+	/* Accepted again and again (the second time from the cache), in this thread and another. */
+	for (int i = 0; i < 3; i++) {
+		struct atls_verified out;
+		assert_int_equal(
+		    atls_evidence_verify(ATLS_EVIDENCE_SNP_SIM, ev, len, rd, &v, &out, NULL, NULL),
+		    0);
+		assert_memory_equal(out.peer.policy_digest, sim_default.host_data, 32);
+		atls_verified_done(&out);
+	}
+	struct cached_run run = {ev, len, rd, &v, -1};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, verify_in_thread, &run), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(run.result, 0);
+
+	/* A cached chain does not excuse the report: other report data, or a changed report
+	 * byte, is still refused. */
+	uint8_t other[ATLS_REPORT_DATA_SIZE];
+	memset(other, 0x5d, sizeof(other));
+	struct atls_verified out;
+	enum attest_error code = ATTEST_OK;
+	assert_int_equal(
+	    atls_evidence_verify(ATLS_EVIDENCE_SNP_SIM, ev, len, other, &v, &out, &code, &msg),
+	    -EACCES);
+	assert_int_equal(code, ATTEST_E_REPORT_DATA);
+	free(msg);
+	msg = NULL;
+	struct atls_evidence e;
+	assert_int_equal(atls_evidence_decode(ev, len, &e, NULL), 0);
+	size_t rlen = 0;
+	uint8_t *report = (uint8_t *)atls_evidence_get(&e, ATLS_ENTRY_SNP_REPORT, &rlen);
+	assert_non_null(report);
+	report[0x90] ^= 1; /* inside MEASUREMENT, covered by the signature */
+	assert_int_equal(
+	    atls_evidence_verify(ATLS_EVIDENCE_SNP_SIM, ev, len, rd, &v, &out, &code, &msg),
+	    -EACCES);
+	assert_int_equal(code, ATTEST_E_SIGNATURE);
+	free(msg);
+	free(ev);
+	atls_issuer_free(is);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_container),           cmocka_unit_test(test_binding),
-	    cmocka_unit_test(test_alpn_nonce),          cmocka_unit_test(test_ca_nonce),
-	    cmocka_unit_test(test_cert_shape),          cmocka_unit_test(test_cert_table),
-	    cmocka_unit_test(test_device_absent),       cmocka_unit_test(test_verify_sim),
-	    cmocka_unit_test(test_verify_debug_policy), cmocka_unit_test(test_verify_real_snp),
-	    cmocka_unit_test(test_verify_real_tdx),     cmocka_unit_test(test_pki_files),
-	    cmocka_unit_test(test_tls_server_attests),  cmocka_unit_test(test_tls_mutual),
-	    cmocka_unit_test(test_tls_client_attests),  cmocka_unit_test(test_tls_missing_nonce),
-	    cmocka_unit_test(test_tls_refusals),        cmocka_unit_test(test_tls_issuer_failure),
+	    cmocka_unit_test(test_container),
+	    cmocka_unit_test(test_binding),
+	    cmocka_unit_test(test_alpn_nonce),
+	    cmocka_unit_test(test_ca_nonce),
+	    cmocka_unit_test(test_cert_shape),
+	    cmocka_unit_test(test_cert_table),
+	    cmocka_unit_test(test_device_absent),
+	    cmocka_unit_test(test_verify_sim),
+	    cmocka_unit_test(test_verify_debug_policy),
+	    cmocka_unit_test(test_verify_real_snp),
+	    cmocka_unit_test(test_verify_real_tdx),
+	    cmocka_unit_test(test_pki_files),
+	    cmocka_unit_test(test_tls_server_attests),
+	    cmocka_unit_test(test_tls_mutual),
+	    cmocka_unit_test(test_tls_client_attests),
+	    cmocka_unit_test(test_tls_missing_nonce),
+	    cmocka_unit_test(test_evidence_verify_thread_cache),
+	    cmocka_unit_test(test_tls_refusals),
+	    cmocka_unit_test(test_tls_issuer_failure),
 	};
 	/* A peer that aborts leaves writes to a closed socket. */
 	signal(SIGPIPE, SIG_IGN);
