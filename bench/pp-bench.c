@@ -4,14 +4,26 @@
  *   pp-bench pods HV_SOCKET N                                    N pods created+started at once
  *   pp-bench sigv4 N                                             SigV4 signatures of a RunInstances
  *                                                                request vs OpenSSL HMAC-SHA256
+ *   pp-bench mesh HOST:PORT PKI MEASUREMENT HOST_DATA CLIENTS SECONDS
+ *                                                                CLIENTS workloads attesting to a
+ *                                                                coordinator's mesh API (aTLS
+ *                                                                handshake + NewMeshCert) in a loop
+ *   pp-bench evidence PKI MEASUREMENT HOST_DATA SECONDS          simulated SNP evidence: issue and
+ *                                                                verify rates (lib/atls), one thread
  * ADDRESS is a Unix socket path. Latencies are wall-clock per call on one connection. */
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 
 #include "agent.pb-c.h"
+#include "atls/atls.h"
 #include "aws/aws-internal.h"
+#include "coordapi/coordapi.h"
+#include "coordinator.pb-c.h"
 #include "hypervisor.pb-c.h"
 #include "ttrpc/ttrpc.h"
 
@@ -362,6 +374,264 @@ static int run_sigv4(long n)
 	return 0;
 }
 
+/* ---- coordinator: workloads attesting to the mesh API ---- */
+
+DEFINE_CLEANUP(EVP_PKEY, EVP_PKEY_free)
+DEFINE_CLEANUP(SSL_CTX, SSL_CTX_free)
+
+struct sim_source {
+	struct atls_test_pki *pki;
+	struct atls_sim_params params;
+};
+
+static int sim_source_load(const char *pki_dir, const char *measurement, const char *host_data,
+			   struct sim_source *ret)
+{
+	_cleanup_free_ char *msg = NULL;
+	*ret = (struct sim_source){0};
+	if (hex_decode_exact(measurement, strlen(measurement), ret->params.measurement, 48) < 0 ||
+	    hex_decode_exact(host_data, strlen(host_data), ret->params.host_data, 32) < 0) {
+		fprintf(stderr, "MEASUREMENT must be 96 hex digits, HOST_DATA 64\n");
+		return -EINVAL;
+	}
+	int r = atls_test_pki_load(pki_dir, &ret->pki, &msg);
+	if (r < 0)
+		fprintf(stderr, "test PKI %s: %s\n", pki_dir, msg ? msg : strerror(-r));
+	return r;
+}
+
+struct mesh_worker {
+	pthread_t thread;
+	const char *address;
+	const struct sim_source *src;
+	int64_t deadline_ns;
+	int64_t *handshake_ns, *total_ns; /* per success */
+	size_t n, cap;
+	long failed;
+	char *first_error;
+};
+
+static int lat_push(struct mesh_worker *w, int64_t hs, int64_t total)
+{
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 1024;
+		int64_t *a = reallocarray(w->handshake_ns, cap, sizeof(int64_t));
+		if (!a)
+			return -ENOMEM;
+		w->handshake_ns = a;
+		int64_t *b = reallocarray(w->total_ns, cap, sizeof(int64_t));
+		if (!b)
+			return -ENOMEM;
+		w->total_ns = b;
+		w->cap = cap;
+	}
+	w->handshake_ns[w->n] = hs;
+	w->total_ns[w->n++] = total;
+	return 0;
+}
+
+static void mesh_fail(struct mesh_worker *w, const char *what, int r, const char *msg)
+{
+	w->failed++;
+	if (!w->first_error)
+		w->first_error = str_printf("%s: %s", what, msg ? msg : strerror(r < 0 ? -r : r));
+}
+
+/* One workload as the attestation client is: its own issuer and one P-256 key for the run, a
+ * context whose ALPN list carries a nonce, then handshake + NewMeshCert per iteration. */
+static void *mesh_worker_run(void *arg)
+{
+	struct mesh_worker *w = arg;
+	_cleanup_(atls_issuer_freep) struct atls_issuer *issuer = NULL;
+	_cleanup_(EVP_PKEY_freep) EVP_PKEY *key = EVP_EC_gen("P-256");
+	_cleanup_(SSL_CTX_freep) SSL_CTX *ctx = NULL;
+	_cleanup_free_ char *msg = NULL;
+	int r = key ? atls_issuer_new_sim(w->src->pki, &w->src->params, &issuer) : -ENOMEM;
+	const struct atls_config c = {.issuer = issuer, .key = key};
+	if (r == 0)
+		r = atls_ctx_new_client(&c, &ctx, &msg);
+	uint8_t nonce[ATLS_NONCE_SIZE];
+	_cleanup_free_ uint8_t *alpn = NULL;
+	size_t alpn_len = 0;
+	char *protocols[] = {(char *)COORDAPI_ALPN, NULL};
+	if (r == 0 && (r = atls_nonce_generate(nonce)) == 0)
+		r = atls_alpn_build(nonce, protocols, &alpn, &alpn_len);
+	if (r == 0 && SSL_CTX_set_alpn_protos(ctx, alpn, (unsigned)alpn_len) != 0)
+		r = -ENOMEM;
+	if (r < 0) {
+		mesh_fail(w, "client setup", r, msg);
+		return NULL;
+	}
+	while (now_ns() < w->deadline_ns) {
+		_cleanup_(coordapi_conn_freep) struct coordapi_conn *conn = NULL;
+		_cleanup_free_ char *err = NULL;
+		int64_t t0 = now_ns();
+		r = coordapi_connect(w->address, ctx, 30 * NSEC_PER_SEC, &conn, &err);
+		int64_t t1 = now_ns();
+		if (r < 0) {
+			mesh_fail(w, "handshake", r, err);
+			continue;
+		}
+		Coordinator__NewMeshCertRequest req = COORDINATOR__NEW_MESH_CERT_REQUEST__INIT;
+		ProtobufCMessage *out = NULL;
+		r = coordapi_call(conn, COORDAPI_MESH_SERVICE, "NewMeshCert", &req.base,
+				  &coordinator__new_mesh_cert_response__descriptor,
+				  30 * NSEC_PER_SEC, &out, &err);
+		int64_t t2 = now_ns();
+		if (r != 0) {
+			mesh_fail(w, "NewMeshCert", r, err);
+			continue;
+		}
+		Coordinator__NewMeshCertResponse *resp = (Coordinator__NewMeshCertResponse *)out;
+		bool good = !str_empty(resp->certchainpem);
+		if (resp->workloadsecret.data)
+			OPENSSL_cleanse(resp->workloadsecret.data, resp->workloadsecret.len);
+		protobuf_c_message_free_unpacked(out, NULL);
+		if (!good)
+			mesh_fail(w, "NewMeshCert", EBADMSG, "no certificate chain");
+		else if (lat_push(w, t1 - t0, t2 - t0) < 0)
+			break;
+	}
+	return NULL;
+}
+
+static double pct_ms(int64_t *v, size_t n, unsigned pct)
+{
+	return n ? v[n * pct / 100 < n ? n * pct / 100 : n - 1] / 1e6 : 0;
+}
+
+static int run_mesh(const char *address, const char *pki_dir, const char *measurement,
+		    const char *host_data, long clients, long seconds)
+{
+	if (clients <= 0 || clients > 1024 || seconds <= 0)
+		return 2;
+	signal(SIGPIPE, SIG_IGN);
+	struct sim_source src;
+	if (sim_source_load(pki_dir, measurement, host_data, &src) < 0)
+		return 1;
+	struct mesh_worker *w = calloc((size_t)clients, sizeof(*w));
+	if (!w)
+		return 1;
+	int64_t start = now_ns(), deadline = start + seconds * NSEC_PER_SEC;
+	long started = 0;
+	for (long i = 0; i < clients; i++) {
+		w[i] =
+		    (struct mesh_worker){.address = address, .src = &src, .deadline_ns = deadline};
+		if (pthread_create(&w[i].thread, NULL, mesh_worker_run, &w[i]) != 0)
+			break;
+		started++;
+	}
+	size_t n = 0;
+	long failed = 0;
+	const char *first_error = NULL;
+	for (long i = 0; i < started; i++) {
+		pthread_join(w[i].thread, NULL);
+		n += w[i].n;
+		failed += w[i].failed;
+		if (!first_error)
+			first_error = w[i].first_error;
+	}
+	double elapsed_s = (now_ns() - start) / 1e9;
+	int64_t *hs = calloc(n ? n : 1, sizeof(int64_t)), *tot = calloc(n ? n : 1, sizeof(int64_t));
+	if (!hs || !tot)
+		return 1;
+	for (long i = 0, k = 0; i < started; i++)
+		for (size_t j = 0; j < w[i].n; j++, k++) {
+			hs[k] = w[i].handshake_ns[j];
+			tot[k] = w[i].total_ns[j];
+		}
+	qsort(hs, n, sizeof(int64_t), cmp_i64);
+	qsort(tot, n, sizeof(int64_t), cmp_i64);
+	_cleanup_(json_decrefp) json_t *o = json_pack(
+	    "{s:s, s:I, s:f, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:s?}", "mode", "mesh", "clients",
+	    (json_int_t)started, "seconds", elapsed_s, "issued", (json_int_t)n, "failed",
+	    (json_int_t)failed, "issued_per_s", n / elapsed_s, "handshake_p50_ms",
+	    pct_ms(hs, n, 50), "handshake_p99_ms", pct_ms(hs, n, 99), "total_p50_ms",
+	    pct_ms(tot, n, 50), "total_p99_ms", pct_ms(tot, n, 99), "first_error", first_error);
+	_cleanup_free_ char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	if (text)
+		printf("%s\n", text);
+	for (long i = 0; i < clients; i++) {
+		free(w[i].handshake_ns);
+		free(w[i].total_ns);
+		free(w[i].first_error);
+	}
+	free(w);
+	free(hs);
+	free(tot);
+	atls_test_pki_free(src.pki);
+	return text && n > 0 ? 0 : 1;
+}
+
+/* The evidence a workload presents (simulated SNP, bound to a fresh key and nonce): how fast the
+ * issuer makes it and lib/atls verifies it, with and without the chain cache (the mesh listener
+ * verifies without). */
+static int run_evidence(const char *pki_dir, const char *measurement, const char *host_data,
+			long seconds)
+{
+	if (seconds <= 0)
+		return 2;
+	struct sim_source src;
+	if (sim_source_load(pki_dir, measurement, host_data, &src) < 0)
+		return 1;
+	_cleanup_(atls_issuer_freep) struct atls_issuer *issuer = NULL;
+	_cleanup_(EVP_PKEY_freep) EVP_PKEY *key = EVP_EC_gen("P-256");
+	uint8_t nonce[ATLS_NONCE_SIZE], rd[ATLS_REPORT_DATA_SIZE];
+	_cleanup_free_ uint8_t *ev = NULL;
+	size_t ev_len = 0;
+	_cleanup_free_ char *msg = NULL;
+	if (!key || atls_issuer_new_sim(src.pki, &src.params, &issuer) < 0 ||
+	    atls_nonce_generate(nonce) < 0 || atls_report_data(key, nonce, rd) < 0 ||
+	    issuer->get_evidence(issuer, rd, &ev, &ev_len, &msg) < 0) {
+		fprintf(stderr, "evidence: %s\n", msg ? msg : "cannot issue");
+		return 1;
+	}
+	int64_t budget = seconds * NSEC_PER_SEC, t0 = now_ns();
+	long issued = 0;
+	while (now_ns() - t0 < budget / 3) {
+		uint8_t *e = NULL;
+		size_t l;
+		char *m = NULL;
+		if (issuer->get_evidence(issuer, rd, &e, &l, &m) < 0) {
+			free(m);
+			return 1;
+		}
+		free(e);
+		issued++;
+	}
+	double issue_s = (now_ns() - t0) / 1e9;
+	double rate[2];
+	for (int cached = 0; cached < 2; cached++) {
+		struct attest_snp_cache *cache = cached ? attest_snp_cache_new() : NULL;
+		struct atls_verifier v = {.test_anchor_pem = src.pki->ark_pem, .snp_cache = cache};
+		long n = 0;
+		t0 = now_ns();
+		while (now_ns() - t0 < budget / 3) {
+			struct atls_verified out = {0};
+			enum attest_error code = ATTEST_OK;
+			char *m = NULL;
+			int r = atls_evidence_verify(ATLS_EVIDENCE_SNP_SIM, ev, ev_len, rd, &v,
+						     &out, &code, &m);
+			atls_verified_done(&out);
+			if (r < 0) {
+				fprintf(stderr, "verify: %s: %s\n", attest_error_name(code),
+					m ? m : strerror(-r));
+				free(m);
+				attest_snp_cache_free(cache);
+				return 1;
+			}
+			n++;
+		}
+		rate[cached] = n / ((now_ns() - t0) / 1e9);
+		attest_snp_cache_free(cache);
+	}
+	printf("{\"mode\":\"evidence\",\"evidence_bytes\":%zu,\"issued_per_s\":%.1f,"
+	       "\"verified_per_s\":%.1f,\"verified_cached_per_s\":%.1f}\n",
+	       ev_len, issued / issue_s, rate[0], rate[1]);
+	atls_test_pki_free(src.pki);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 7 && str_eq(argv[1], "rtt"))
@@ -372,7 +642,13 @@ int main(int argc, char **argv)
 		return run_pods(argv[2], strtol(argv[3], NULL, 10));
 	if (argc == 3 && str_eq(argv[1], "sigv4"))
 		return run_sigv4(strtol(argv[2], NULL, 10));
+	if (argc == 8 && str_eq(argv[1], "mesh"))
+		return run_mesh(argv[2], argv[3], argv[4], argv[5], strtol(argv[6], NULL, 10),
+				strtol(argv[7], NULL, 10));
+	if (argc == 6 && str_eq(argv[1], "evidence"))
+		return run_evidence(argv[2], argv[3], argv[4], strtol(argv[5], NULL, 10));
 	fprintf(stderr, "usage: pp-bench rtt ADDR SERVICE METHOD HEX|@SIZE N | copy ADDR CHUNK "
-			"TOTAL | pods HV N | sigv4 N\n");
+			"TOTAL | pods HV N | sigv4 N | mesh HOST:PORT PKI MEASUREMENT HOST_DATA "
+			"CLIENTS SECONDS | evidence PKI MEASUREMENT HOST_DATA SECONDS\n");
 	return 2;
 }

@@ -28,6 +28,8 @@ fence() { echo '```'; sed "s|$bin/||g"; echo '```'; }
 "$bin/agent-protocol-forwarder" --help 2>&1 | fence | block forwarder-flags
 "$bin/process-user-data" --help 2>&1 | fence | block process-user-data-flags
 "$bin/peerpodctl" --help 2>&1 | fence | block peerpodctl-flags
+"$bin/coordinator" --help 2>&1 | fence | block coordinator-flags
+"$bin/attestation-client" --help 2>&1 | fence | block attestation-client-flags
 if [[ -f $root/bench/results/libvirt.json && -f $root/bench/results/attest.json ]]; then
 	jq -r -s '.[0] as $l | .[1] as $a |
 	 "| measurement | result | baseline |",
@@ -48,6 +50,9 @@ if [[ -f $root/bench/results/azure.json && -f $root/bench/results/aws.json ]]; t
 	 "| AWS: 50 pods at once (s) | \($w.concurrent.total_s) (per pod p50 \($w.concurrent.p50_s)) | one pod \($w.one_pod.median_start_s) (ratio \($w.concurrent.total_vs_one_pod)) |",
 	 "| SigV4 signatures/s | \($w.sigv4.sign_per_s) | openssl HMAC-SHA256 \($w.sigv4.hmac_sha256_per_s)/s (\($w.sigv4.hmac_per_sign) HMACs per signature) |"
 	' "$root/bench/results/azure.json" "$root/bench/results/aws.json" | block bench-cloud
+fi
+if [[ -f $root/bench/results/coordinator.txt ]]; then
+	block bench-coordinator <"$root/bench/results/coordinator.txt"
 fi
 if [[ -f $root/bench/results/latest.json ]]; then
 	bash "$root/bench/table.sh" "$root/bench/results/latest.json" | block bench-table
