@@ -176,6 +176,7 @@ bench: all podvm-image
 	@bash bench/libvirt.sh $(BUILD) || [ $$? -eq 77 ]
 	@bash bench/azure.sh $(BUILD) || [ $$? -eq 77 ]
 	@bash bench/aws.sh $(BUILD) || [ $$? -eq 77 ]
+	@bash bench/coordinator.sh $(BUILD) || [ $$? -eq 77 ]
 
 lint:
 	@scripts/lint.sh

@@ -100,8 +100,3 @@ jq -n --arg date "$now" --arg host "$(uname -srm), $(nproc) cores" \
 }' >"$root/bench/results/latest.json"
 cp "$root/bench/results/latest.json" "$root/bench/results/${now%%T*}.json"
 bash "$root/bench/table.sh" "$root/bench/results/latest.json"
-
-# ---- further benches run by `make bench` (each writes its own bench/results/*.json) ----
-for extra in coordinator; do
-	bash "$root/bench/$extra.sh" "$build" || { rc=$?; [[ $rc == 77 ]] || exit $rc; }
-done
