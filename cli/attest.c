@@ -55,18 +55,6 @@ static void attest_usage(FILE *f)
 	      f);
 }
 
-static int usage_error(FILE *err, const char *fmt, ...) _printf_(2, 3);
-static int usage_error(FILE *err, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("error: ", err);
-	vfprintf(err, fmt, ap);
-	va_end(ap);
-	fputs(" (see peerpodctl attest --help)\n", err);
-	return CLI_EXIT_USAGE;
-}
-
 /* TDX with chain and collateral cached: two P-256 verifications (QE report, quote) and the
  * binding hash per quote. attest_tdx_bench_files() verifies the quote fully once before its
  * rounds; that setup is measured separately (n = 0) and subtracted. */
@@ -235,17 +223,18 @@ int cli_attest_run(int argc, char *const *argv, FILE *out, FILE *err)
 			break;
 		case OPT_SECONDS:
 			if (parse_u32(optarg, &seconds) < 0 || seconds == 0 || seconds > 3600)
-				return usage_error(err, "--seconds needs 1..3600, not '%s'",
-						   optarg);
+				return cli_usage_error(err, "attest",
+						       "--seconds needs 1..3600, not '%s'", optarg);
 			have_seconds = true;
 			break;
 		case OPT_HELP:
 			help = true;
 			break;
 		case ':':
-			return usage_error(err, "option '%s' needs a value", argv[optind]);
+			return cli_usage_error(err, "attest", "option '%s' needs a value",
+					       argv[optind]);
 		default:
-			return usage_error(err, "unknown option '%s'", argv[optind]);
+			return cli_usage_error(err, "attest", "unknown option '%s'", argv[optind]);
 		}
 	}
 	if (help) {
@@ -253,21 +242,22 @@ int cli_attest_run(int argc, char *const *argv, FILE *out, FILE *err)
 		return CLI_EXIT_OK;
 	}
 	if (optind + 1 < argc)
-		return usage_error(err, "unexpected argument '%s'", argv[optind + 1]);
+		return cli_usage_error(err, "attest", "unexpected argument '%s'", argv[optind + 1]);
 	bool verify = str_eq(verb, "verify"), show = str_eq(verb, "show"),
 	     bench = str_eq(verb, "bench");
 	if (!verify && !show && !bench)
-		return usage_error(err, "unknown attest command '%s'", verb);
+		return cli_usage_error(err, "attest", "unknown attest command '%s'", verb);
 	bool snp = str_eq(type, "snp"), tdx = str_eq(type, "tdx");
 	if (!snp && !tdx)
-		return usage_error(err, "--type must be snp or tdx");
+		return cli_usage_error(err, "attest", "--type must be snp or tdx");
 	if (!f.evidence)
-		return usage_error(err, "--evidence FILE is required");
+		return cli_usage_error(err, "attest", "--evidence FILE is required");
 	if (show && (f.vek || f.chain || f.collateral_dir || at || f.reference || report_data_hex ||
 		     f.skip_crl || f.skip_collateral || f.trust_anchor || have_seconds))
-		return usage_error(err, "'attest show' takes only --type, --evidence and --json");
+		return cli_usage_error(err, "attest",
+				       "'attest show' takes only --type, --evidence and --json");
 	if (!bench && have_seconds)
-		return usage_error(err, "--seconds is only for 'attest bench'");
+		return cli_usage_error(err, "attest", "--seconds is only for 'attest bench'");
 
 	_cleanup_free_ char *msg = NULL;
 	if (show) {
@@ -291,15 +281,17 @@ int cli_attest_run(int argc, char *const *argv, FILE *out, FILE *err)
 
 	if (at) {
 		if (parse_rfc3339(at, &f.now_sec) < 0)
-			return usage_error(err, "--at needs an RFC 3339 time, not '%s'", at);
+			return cli_usage_error(err, "attest",
+					       "--at needs an RFC 3339 time, not '%s'", at);
 	} else {
 		f.now_sec = now_realtime_ns() / NSEC_PER_SEC;
 	}
 	if (report_data_hex) {
 		size_t n = 0;
 		if (cli_hex_decode(report_data_hex, &report_data, &n) < 0 || n != 64)
-			return usage_error(err, "--report-data needs 128 hex digits, not '%s'",
-					   report_data_hex);
+			return cli_usage_error(err, "attest",
+					       "--report-data needs 128 hex digits, not '%s'",
+					       report_data_hex);
 		f.report_data = report_data;
 	}
 

@@ -195,6 +195,8 @@ int cli_cmd_agent(const struct cli_ctx *c);
 int cli_cmd_call(const struct cli_ctx *c);
 /* `peerpodctl attest verify|show|bench ...`: its own options (argv[0] is "attest"). */
 int cli_attest_run(int argc, char *const *argv, FILE *out, FILE *err);
+/* "error: <message> (see peerpodctl <command> --help)" on err; returns CLI_EXIT_USAGE. */
+int cli_usage_error(FILE *err, const char *command, const char *fmt, ...) _printf_(3, 4);
 /* `peerpodctl manifest generate ...` (cli/manifest.c): argv[0] is "manifest". */
 int cli_manifest_run(int argc, char *const *argv, FILE *out, FILE *err);
 /* The coordinator commands (cli/coord.c): set, verify, recover, state, atls-cert. */

@@ -155,18 +155,6 @@ static void coord_usage(FILE *f)
 	    f);
 }
 
-static int usage_error(FILE *err, const char *fmt, ...) _printf_(2, 3);
-static int usage_error(FILE *err, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("error: ", err);
-	vfprintf(err, fmt, ap);
-	va_end(ap);
-	fputs(" (see peerpodctl set --help)\n", err);
-	return CLI_EXIT_USAGE;
-}
-
 static int failed(FILE *err, const char *fmt, ...) _printf_(2, 3);
 static int failed(FILE *err, const char *fmt, ...)
 {
@@ -597,13 +585,14 @@ static int current_latest(struct coordapi_conn *c, uint8_t ret[32], bool *ret_ha
 static int cmd_set(const struct opts *o, FILE *out, FILE *err)
 {
 	if (!o->coordinator || !o->manifest)
-		return usage_error(err, "set needs -c HOST:PORT and -m MANIFEST.json");
+		return cli_usage_error(err, "set", "set needs -c HOST:PORT and -m MANIFEST.json");
 	if (o->initdata && o->n_files)
-		return usage_error(err, "give --initdata or YAML files, not both");
+		return cli_usage_error(err, "set", "give --initdata or YAML files, not both");
 	if (o->sign && !o->owner_key)
-		return usage_error(err, "--sign needs --workload-owner-key");
+		return cli_usage_error(err, "set", "--sign needs --workload-owner-key");
 	if (o->seedshare_out && o->seedshare_dir)
-		return usage_error(err, "give --seedshare-out or --seedshare-dir, not both");
+		return cli_usage_error(err, "set",
+				       "give --seedshare-out or --seedshare-dir, not both");
 	_cleanup_(trust_done) struct trust t = {};
 	int r = trust_load(o, &t, err);
 	if (r != 0)
@@ -718,7 +707,7 @@ static int write_out(const char *dir, const char *name, const void *data, size_t
 static int cmd_verify(const struct opts *o, FILE *out, FILE *err)
 {
 	if (!o->coordinator)
-		return usage_error(err, "verify needs -c HOST:PORT");
+		return cli_usage_error(err, "set", "verify needs -c HOST:PORT");
 	_cleanup_(trust_done) struct trust t = {};
 	int r = trust_load(o, &t, err);
 	if (r != 0)
@@ -864,8 +853,8 @@ static int find_share(const char *path, EVP_PKEY *key, uint8_t seed[SECRETS_SEED
 static int cmd_recover(const struct opts *o, FILE *out, FILE *err)
 {
 	if (!o->coordinator || !o->seedshare_key || !o->seedshare_file)
-		return usage_error(
-		    err, "recover needs -c HOST:PORT, --seedshare-key and --seedshare-file");
+		return cli_usage_error(
+		    err, "set", "recover needs -c HOST:PORT, --seedshare-key and --seedshare-file");
 	_cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
 	int r = load_private_key(o->seedshare_key, &key, err);
 	if (r != 0)
@@ -915,9 +904,10 @@ out:
 static int cmd_state(const struct opts *o, FILE *out, FILE *err)
 {
 	if (!o->url)
-		return usage_error(err, "state needs -u http://HOST:PORT");
+		return cli_usage_error(err, "set", "state needs -u http://HOST:PORT");
 	if (!str_startswith(o->url, "http://") && !str_startswith(o->url, "https://"))
-		return usage_error(err, "-u needs an http:// or https:// URL, not '%s'", o->url);
+		return cli_usage_error(err, "set", "-u needs an http:// or https:// URL, not '%s'",
+				       o->url);
 	_cleanup_(trust_done) struct trust t = {};
 	int r = trust_load(o, &t, err);
 	if (r != 0)
@@ -985,7 +975,7 @@ static int cmd_atls_cert(const struct opts *o, FILE *out, FILE *err)
 	if (o->new_pki) {
 		if (o->pki || o->measurement || o->host_data || o->guest_policy || o->nonce ||
 		    o->output || o->key)
-			return usage_error(err, "--new-pki takes no other option");
+			return cli_usage_error(err, "set", "--new-pki takes no other option");
 		_cleanup_(atls_test_pki_freep) struct atls_test_pki *pki = NULL;
 		if ((r = atls_test_pki_new(now_realtime_ns() / NSEC_PER_SEC, &pki, &msg)) < 0 ||
 		    (r = atls_test_pki_save(pki, o->new_pki, &msg)) < 0)
@@ -995,22 +985,24 @@ static int cmd_atls_cert(const struct opts *o, FILE *out, FILE *err)
 		return CLI_EXIT_OK;
 	}
 	if (!o->pki || !o->measurement || !o->host_data || !o->nonce || !o->output || !o->key)
-		return usage_error(err, "atls-cert needs --new-pki DIR, or --pki, --measurement, "
-					"--host-data, --nonce, -o and -k");
+		return cli_usage_error(err, "set",
+				       "atls-cert needs --new-pki DIR, or --pki, --measurement, "
+				       "--host-data, --nonce, -o and -k");
 	struct atls_sim_params p = {};
 	uint8_t nonce[ATLS_NONCE_SIZE];
 	if (hex_decode_exact(o->measurement, strlen(o->measurement), p.measurement, 48) < 0)
-		return usage_error(err, "--measurement needs 96 hex digits");
+		return cli_usage_error(err, "set", "--measurement needs 96 hex digits");
 	if (hex_decode_exact(o->host_data, strlen(o->host_data), p.host_data, 32) < 0)
-		return usage_error(err, "--host-data needs 64 hex digits");
+		return cli_usage_error(err, "set", "--host-data needs 64 hex digits");
 	if (hex_decode_exact(o->nonce, strlen(o->nonce), nonce, sizeof(nonce)) < 0)
-		return usage_error(err, "--nonce needs 64 hex digits");
+		return cli_usage_error(err, "set", "--nonce needs 64 hex digits");
 	if (o->guest_policy) {
 		char *end = NULL;
 		errno = 0;
 		p.policy = strtoull(o->guest_policy, &end, 16);
 		if (errno || !end || *end || end == o->guest_policy || o->guest_policy[0] == '-')
-			return usage_error(err, "--guest-policy needs hex, e.g. 0x30000");
+			return cli_usage_error(err, "set",
+					       "--guest-policy needs hex, e.g. 0x30000");
 	}
 	_cleanup_(atls_test_pki_freep) struct atls_test_pki *pki = NULL;
 	if ((r = atls_test_pki_load(o->pki, &pki, &msg)) < 0)
@@ -1098,12 +1090,13 @@ int cli_coord_run(int argc, char *const *argv, FILE *out, FILE *err)
 	int c;
 	while ((c = getopt_long(argc, argv, ":c:m:o:u:k:h", options, NULL)) != -1) {
 		if (c == ':')
-			return usage_error(err, "option '%s' needs a value", argv[optind - 1]);
+			return cli_usage_error(err, "set", "option '%s' needs a value",
+					       argv[optind - 1]);
 		if (c == '?')
-			return usage_error(err, "unknown option '%s'", argv[optind - 1]);
+			return cli_usage_error(err, "set", "unknown option '%s'", argv[optind - 1]);
 		if (!(allowed_options(cmd) & BIT(c)))
-			return usage_error(err, "'%s' does not take --%s", cmd_names[cmd],
-					   option_name(c));
+			return cli_usage_error(err, "set", "'%s' does not take --%s",
+					       cmd_names[cmd], option_name(c));
 		switch (c) {
 		case OPT_COORDINATOR:
 			o.coordinator = optarg;
@@ -1180,7 +1173,7 @@ int cli_coord_run(int argc, char *const *argv, FILE *out, FILE *err)
 	o.files = argv + optind;
 	o.n_files = (size_t)(argc - optind);
 	if (o.n_files && cmd != CMD_SET)
-		return usage_error(err, "unexpected argument '%s'", argv[optind]);
+		return cli_usage_error(err, "set", "unexpected argument '%s'", argv[optind]);
 
 	switch (cmd) {
 	case CMD_SET:

@@ -80,18 +80,6 @@ static void manifest_usage(FILE *f)
 	    f);
 }
 
-static int usage_error(FILE *err, const char *fmt, ...) _printf_(2, 3);
-static int usage_error(FILE *err, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("error: ", err);
-	vfprintf(err, fmt, ap);
-	va_end(ap);
-	fputs(" (see peerpodctl manifest --help)\n", err);
-	return CLI_EXIT_USAGE;
-}
-
 static int failed(FILE *err, int r, const char *msg)
 {
 	fprintf(err, "error: %s\n", msg ? msg : strerror(-r));
@@ -300,12 +288,14 @@ static int snp_reference_values(const struct opts *o, FILE *err, json_t **ret)
 {
 	const char *product = o->snp_product ? o->snp_product : "Milan";
 	if (!str_eq(product, "Milan") && !str_eq(product, "Genoa") && !str_eq(product, "Turin"))
-		return usage_error(err, "--snp-product must be Milan, Genoa or Turin, not '%s'",
-				   product);
+		return cli_usage_error(err, "manifest",
+				       "--snp-product must be Milan, Genoa or Turin, not '%s'",
+				       product);
 	uint8_t meas[48];
 	if (strlen(o->snp_measurement) != 96 ||
 	    manifest_hex_decode(o->snp_measurement, meas, sizeof(meas)) < 0)
-		return usage_error(err, "--snp-measurement needs 96 hex characters");
+		return cli_usage_error(err, "manifest",
+				       "--snp-measurement needs 96 hex characters");
 	char hex[97];
 	hex_encode_into(meas, sizeof(meas), hex);
 	bool turin = str_eq(product, "Turin");
@@ -314,8 +304,9 @@ static int snp_reference_values(const struct opts *o, FILE *err, json_t **ret)
 	if (r == -ENOMEM)
 		return failed(err, r, NULL);
 	if (r < 0)
-		return usage_error(err, "--snp-min-tcb needs BL,TEE,SNP,UCODE%s (each 0..255)",
-				   turin ? "[,FMC]" : "");
+		return cli_usage_error(err, "manifest",
+				       "--snp-min-tcb needs BL,TEE,SNP,UCODE%s (each 0..255)",
+				       turin ? "[,FMC]" : "");
 	/* SMT and TSME are permissions: most hosts run with both enabled. */
 	*ret = json_pack("{s:[{s:s, s:s, s:O, s:{s:b}, s:{s:b, s:b}}]}", "snp", "ProductName",
 			 product, "TrustedMeasurement", hex, "MinimumTCB", tcb, "GuestPolicy",
@@ -427,12 +418,13 @@ static int write_output(const char *path, const char *data, FILE *out, char **re
 static int cmd_generate(const struct opts *o, FILE *out, FILE *err)
 {
 	if (o->n_files == 0)
-		return usage_error(err, "no YAML file given");
+		return cli_usage_error(err, "manifest", "no YAML file given");
 	if (!!o->reference_values == !!o->snp_measurement)
-		return usage_error(err, "give either --reference-values or --snp-measurement");
+		return cli_usage_error(err, "manifest",
+				       "give either --reference-values or --snp-measurement");
 	if (o->reference_values && (o->snp_product || o->snp_min_tcb))
-		return usage_error(err,
-				   "--snp-product and --snp-min-tcb go with --snp-measurement");
+		return cli_usage_error(err, "manifest",
+				       "--snp-product and --snp-min-tcb go with --snp-measurement");
 
 	_cleanup_free_ char *msg = NULL;
 	_cleanup_(json_decrefp) json_t *refs = NULL;
@@ -531,7 +523,7 @@ static int cmd_generate(const struct opts *o, FILE *out, FILE *err)
 static int cmd_digest(const struct opts *o, FILE *out, FILE *err)
 {
 	if (o->n_files == 0)
-		return usage_error(err, "no YAML file given");
+		return cli_usage_error(err, "manifest", "no YAML file given");
 	_cleanup_free_ char *msg = NULL;
 	_cleanup_(workset_done) struct workset s = {};
 	int r = workset_load(&s, o->files, o->n_files, o->runtime_class, false, &msg);
@@ -545,7 +537,7 @@ static int cmd_digest(const struct opts *o, FILE *out, FILE *err)
 static int cmd_check(const struct opts *o, FILE *out, FILE *err)
 {
 	if (!o->manifest)
-		return usage_error(err, "-m MANIFEST.json is required");
+		return cli_usage_error(err, "manifest", "-m MANIFEST.json is required");
 	_cleanup_free_ char *msg = NULL, *data = NULL;
 	size_t len;
 	int r = read_file_bounded(o->manifest, MANIFEST_MAX_BYTES, &data, &len);
@@ -660,9 +652,11 @@ int cli_manifest_run(int argc, char *const *argv, FILE *out, FILE *err)
 			help = true;
 			break;
 		case ':':
-			return usage_error(err, "option '%s' needs a value", argv[optind]);
+			return cli_usage_error(err, "manifest", "option '%s' needs a value",
+					       argv[optind]);
 		default:
-			return usage_error(err, "unknown option '%s'", argv[optind]);
+			return cli_usage_error(err, "manifest", "unknown option '%s'",
+					       argv[optind]);
 		}
 	}
 	if (help) {
@@ -675,18 +669,19 @@ int cli_manifest_run(int argc, char *const *argv, FILE *out, FILE *err)
 	o.files = argv + 1 + optind;
 	o.n_files = (size_t)(argc - 1 - optind);
 	if (o.runtime_class && str_empty(o.runtime_class))
-		return usage_error(err, "--runtime-class needs a non-empty name");
+		return cli_usage_error(err, "manifest", "--runtime-class needs a non-empty name");
 
 	bool gen = str_eq(verb, "generate"), dig = str_eq(verb, "digest"),
 	     chk = str_eq(verb, "check");
 	if (!gen && !dig && !chk)
-		return usage_error(err, "unknown manifest command '%s'", verb);
+		return cli_usage_error(err, "manifest", "unknown manifest command '%s'", verb);
 	if (!gen && (o.output || o.initdata_out || o.reference_values || o.snp_measurement ||
 		     o.snp_product || o.snp_min_tcb || o.n_workload_keys || o.n_seedshare_keys))
-		return usage_error(err, "'manifest %s' takes only %s--runtime-class and files",
-				   verb, chk ? "-m, " : "");
+		return cli_usage_error(err, "manifest",
+				       "'manifest %s' takes only %s--runtime-class and files", verb,
+				       chk ? "-m, " : "");
 	if (!chk && o.manifest)
-		return usage_error(err, "-m is only for 'manifest check'");
+		return cli_usage_error(err, "manifest", "-m is only for 'manifest check'");
 	if (gen)
 		return cmd_generate(&o, out, err);
 	if (dig)

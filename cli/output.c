@@ -1,4 +1,6 @@
 /* peerpodctl: printing results, human-readable or one JSON object per result. */
+#include <stdarg.h>
+
 #include "cli.h"
 
 #include "ttrpc/ttrpc.h"
@@ -113,4 +115,15 @@ void cli_output_result(const struct cli_output *o, const struct cli_result *r)
 		fprintf(o->err, "%s: ", cli_code_name(r->code, buf, sizeof(buf)));
 	fprintf(o->err, "%s\n", r->message ? r->message : "");
 	fflush(o->err);
+}
+
+int cli_usage_error(FILE *err, const char *command, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("error: ", err);
+	vfprintf(err, fmt, ap);
+	va_end(ap);
+	fprintf(err, " (see peerpodctl %s --help)\n", command);
+	return CLI_EXIT_USAGE;
 }

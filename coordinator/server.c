@@ -912,39 +912,6 @@ static void on_accept(struct loop_source *src, int fd, uint32_t events, void *us
 	accept_resume(d);
 }
 
-static int make_listener(const char *address, uint16_t port, int *ret_fd, uint16_t *ret_port)
-{
-	struct sockaddr_storage ss = {0};
-	socklen_t sl;
-	struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-	if (inet_pton(AF_INET, address, &in4->sin_addr) == 1) {
-		in4->sin_family = AF_INET;
-		in4->sin_port = htons(port);
-		sl = sizeof(*in4);
-	} else if (inet_pton(AF_INET6, address, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons(port);
-		sl = sizeof(*in6);
-	} else
-		return -EINVAL;
-	_cleanup_close_ int fd =
-	    socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	int one = 1;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
-		return -errno;
-	if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 128) < 0)
-		return -errno;
-	sl = sizeof(ss);
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
-		return -errno;
-	*ret_port = ntohs(ss.ss_family == AF_INET ? in4->sin_port : in6->sin6_port);
-	*ret_fd = TAKE_FD(fd);
-	return 0;
-}
-
 /* ---- HTTP attestation ---- */
 
 struct attest_job {
@@ -1211,7 +1178,7 @@ int coord_start(struct coord *d, char **ret_msg)
 	int r;
 	for (int i = 0; i < _API_MAX; i++) {
 		struct listener *ls = &d->listeners[i];
-		r = make_listener(s->listen_address, (uint16_t)ports[i], &ls->fd, &ls->port);
+		r = socket_listen_tcp(s->listen_address, (uint16_t)ports[i], &ls->fd, &ls->port);
 		if (r < 0)
 			return str_set_message(ret_msg, r, "%s API: cannot listen on %s:%llu: %s",
 					       api_names[i], s->listen_address,

@@ -1,12 +1,14 @@
 /* lib/base: small helpers every other module builds on. */
 #include "base.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -743,5 +745,40 @@ int fd_set_nonblock(int fd, bool nonblock)
 	int fdf = fcntl(fd, F_GETFD);
 	if (fdf >= 0 && !(fdf & FD_CLOEXEC))
 		(void)fcntl(fd, F_SETFD, fdf | FD_CLOEXEC);
+	return 0;
+}
+
+int socket_listen_tcp(const char *address, uint16_t port, int *ret_fd, uint16_t *ret_port)
+{
+	struct sockaddr_storage ss = {0};
+	socklen_t sl;
+	struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+
+	if (inet_pton(AF_INET, address, &in4->sin_addr) == 1) {
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons(port);
+		sl = sizeof(*in4);
+	} else if (inet_pton(AF_INET6, address, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(port);
+		sl = sizeof(*in6);
+	} else
+		return -EINVAL;
+
+	_cleanup_close_ int fd =
+	    socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 128) < 0)
+		return -errno;
+	sl = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return -errno;
+	*ret_port = ntohs(ss.ss_family == AF_INET ? in4->sin_port : in6->sin6_port);
+	*ret_fd = TAKE_FD(fd);
 	return 0;
 }

@@ -152,6 +152,10 @@ int parse_u64(const char *s, uint64_t *ret);
 int parse_i32(const char *s, int32_t *ret);
 int parse_u32(const char *s, uint32_t *ret);
 int parse_port(const char *s, uint16_t *ret); /* 1..65535 */
+
+/* A non-blocking TCP listener (SO_REUSEADDR, backlog 128) on an IPv4 or IPv6 literal and port
+ * (0: ephemeral); *ret_port is the port bound. -EINVAL for an address that is not a literal. */
+int socket_listen_tcp(const char *address, uint16_t port, int *ret_fd, uint16_t *ret_port);
 /* Go strconv.ParseBool forms: 1 t T TRUE true True / 0 f F FALSE false False. */
 int parse_bool(const char *s, bool *ret);
 /* Go time.ParseDuration: "300ms", "1.5h", "2h45m", "-1s", "0". Units ns us µs ms s m h. */

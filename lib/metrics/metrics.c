@@ -999,41 +999,6 @@ static void on_accept(struct loop_source *src, int fd, uint32_t events, void *us
 	listener_pause(s, true);
 }
 
-static int make_listener(const char *address, uint16_t port, int *ret_fd, uint16_t *ret_port)
-{
-	struct sockaddr_storage ss = {0};
-	socklen_t sl;
-	struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-
-	if (inet_pton(AF_INET, address, &in4->sin_addr) == 1) {
-		in4->sin_family = AF_INET;
-		in4->sin_port = htons(port);
-		sl = sizeof(*in4);
-	} else if (inet_pton(AF_INET6, address, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons(port);
-		sl = sizeof(*in6);
-	} else
-		return -EINVAL;
-
-	_cleanup_close_ int fd =
-	    socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	int one = 1;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
-		return -errno;
-	if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 128) < 0)
-		return -errno;
-	sl = sizeof(ss);
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
-		return -errno;
-	*ret_port = ntohs(ss.ss_family == AF_INET ? in4->sin_port : in6->sin6_port);
-	*ret_fd = TAKE_FD(fd);
-	return 0;
-}
-
 int metrics_server_new(struct loop *l, struct metrics_registry *registry, const char *address,
 		       uint16_t port, struct metrics_server **ret)
 {
@@ -1046,7 +1011,8 @@ int metrics_server_new(struct loop *l, struct metrics_registry *registry, const 
 	s->registry = registry;
 	s->fd = -EBADF;
 	s->timeout_ns = METRICS_HTTP_DEFAULT_TIMEOUT_NS;
-	int r = make_listener(address ? address : METRICS_DEFAULT_ADDRESS, port, &s->fd, &s->port);
+	int r =
+	    socket_listen_tcp(address ? address : METRICS_DEFAULT_ADDRESS, port, &s->fd, &s->port);
 	if (r >= 0)
 		r = loop_add_io(l, s->fd, EPOLLIN, on_accept, s, &s->listener);
 	if (r < 0) {
