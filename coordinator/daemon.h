@@ -43,6 +43,9 @@ struct coord_settings {
 	char *sim_host_data;
 	char *sim_guest_policy;
 	char *test_trust_anchor;
+	char *amd_kds_url;
+	char *attest_cache_dir;
+	bool offline;
 	char **peers;
 	char *peer_dns;
 	int64_t peer_recovery_interval_ns;
@@ -78,9 +81,12 @@ struct coord_snapshot {
 };
 
 /* What mesh contexts need besides the history. */
+struct coord_crl_cache;
+
 struct coord_mesh_config {
 	struct atls_issuer *issuer;  /* NULL: no mesh_ctx */
 	const char *test_anchor_pem; /* NULL: simulated evidence refused */
+	struct coord_crl_cache *crl; /* NULL: evidence without a CRL is refused */
 };
 
 /* Build from the history's current state (on the thread that owns the history). */
@@ -94,7 +100,25 @@ int coord_snapshot_attach(SSL *ssl, struct coord_snapshot *s);
 /* A verifier over a manifest's reference values and either every Policies key or only the
  * coordinator ones. The manifest must outlive it. */
 void coord_verifier_init(struct atls_verifier *v, const struct manifest *m, bool coordinators_only,
-			 const char *test_anchor_pem);
+			 const char *test_anchor_pem, struct coord_crl_cache *crl);
+
+/* ---- AMD CRLs (crl.c) ---- */
+
+/* For SEV-SNP evidence without a CRL (what configfs-tsm and /dev/sev-guest give): memory, else
+ * <cache_dir>/amd/<product>/{crl,vlek_crl}.der, else the KDS at kds_url (NULL: offline), kept
+ * until nextUpdate and never used after it; a failed fetch is not retried for 30 s. Thread-safe. */
+#define COORD_KDS_DEFAULT_URL "https://kdsintf.amd.com"
+#define COORD_CRL_MAX_BYTES (1u << 20)
+#define COORD_CRL_TIMEOUT_NS (10 * NSEC_PER_SEC)
+int coord_crl_cache_new(const char *kds_url, const char *cache_dir, int64_t timeout_ns,
+			struct coord_crl_cache **ret);
+struct coord_crl_cache *coord_crl_cache_free(struct coord_crl_cache *c);
+DEFINE_CLEANUP(struct coord_crl_cache, coord_crl_cache_free)
+/* atls_verifier.get_snp_crl with the cache as userdata. */
+int coord_crl_get(void *userdata, enum attest_snp_product product, bool vlek, const uint8_t **ret,
+		  size_t *ret_len);
+/* nextUpdate of a DER CRL (seconds since the epoch); -EBADMSG. */
+int coord_crl_next_update(const uint8_t *der, size_t len, int64_t *ret_sec);
 
 /* ---- request handling (service.c) ---- */
 
@@ -159,6 +183,7 @@ struct coord_peer_query {
 	uint16_t self_port;
 	struct atls_issuer *issuer;
 	const char *test_anchor_pem;
+	struct coord_crl_cache *crl;
 	const atomic_bool *stop; /* optional: give up between candidates */
 };
 int coord_peer_fetch(const struct coord_peer_query *q, Coordinator__PeerRecoverResponse **ret,
@@ -178,6 +203,7 @@ struct coord_deps {
 	struct history *history; /* borrowed; only used by history jobs */
 	struct atls_issuer *issuer;
 	const char *test_anchor_pem;
+	struct coord_crl_cache *crl; /* borrowed; may be NULL */
 };
 
 /* Build the first snapshot, the contexts and the metrics. */

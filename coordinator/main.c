@@ -173,6 +173,7 @@ int main(int argc, char **argv)
 	struct history *history = NULL;
 	struct loop *loop = NULL;
 	struct coord *d = NULL;
+	struct coord_crl_cache *crl = NULL;
 	_cleanup_free_ char *anchor = NULL;
 	_cleanup_pp_error_ struct pp_error *err = NULL;
 
@@ -193,6 +194,14 @@ int main(int argc, char **argv)
 			    "accepted from workloads and peers; never use this in production",
 			    settings.test_trust_anchor);
 	}
+	if (coord_crl_cache_new(settings.offline ? NULL : settings.amd_kds_url,
+				settings.attest_cache_dir, 0, &crl) < 0) {
+		log_error("out of memory");
+		goto out;
+	}
+	if (settings.offline && str_empty(settings.attest_cache_dir))
+		log_warning(
+		    "-offline without -attest-cache-dir: SEV-SNP evidence must carry its CRL");
 	if (store_setup(&settings, &store) < 0)
 		goto out;
 	r = history_open(store, &history, &err);
@@ -215,6 +224,7 @@ int main(int argc, char **argv)
 	    .history = history,
 	    .issuer = issuer,
 	    .test_anchor_pem = anchor,
+	    .crl = crl,
 	};
 	r = coord_new(&deps, &d, &msg);
 	if (r < 0) {
@@ -240,6 +250,7 @@ out:
 	coord_stop(d);
 	loop = loop_free(loop);
 	coord_free(d);
+	coord_crl_cache_free(crl);
 	history_free(history);
 	store_free(store);
 	atls_issuer_free(issuer);

@@ -142,7 +142,7 @@ int coord_peer_fetch(const struct coord_peer_query *q, Coordinator__PeerRecoverR
 		return str_set_message(ret_msg, r, "latest stored manifest: %s",
 				       msg ? msg : strerror(-r));
 	struct atls_verifier v;
-	coord_verifier_init(&v, m, true, q->test_anchor_pem);
+	coord_verifier_init(&v, m, true, q->test_anchor_pem, q->crl);
 	struct atls_config cfg = {.issuer = q->issuer, .verifier = &v, .alpn = peer_alpn};
 	_cleanup_(SSL_CTX_freep) SSL_CTX *ctx = NULL;
 	r = atls_ctx_new_client(&cfg, &ctx, &msg);

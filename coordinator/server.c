@@ -414,6 +414,7 @@ static int peer_work(void *data)
 	    .self_port = d->listeners[API_MESH].port,
 	    .issuer = d->issuer,
 	    .test_anchor_pem = d->test_anchor_pem,
+	    .crl = d->mesh_config.crl,
 	    .stop = &d->stopping,
 	};
 	p->r = coord_peer_fetch(&q, &p->resp, &p->peer, &p->msg);
@@ -1110,8 +1111,8 @@ int coord_new(const struct coord_deps *deps, struct coord **ret, char **ret_msg)
 	d->history = deps->history;
 	d->issuer = deps->issuer;
 	d->test_anchor_pem = deps->test_anchor_pem;
-	d->mesh_config = (struct coord_mesh_config){.issuer = deps->issuer,
-						    .test_anchor_pem = deps->test_anchor_pem};
+	d->mesh_config = (struct coord_mesh_config){
+	    .issuer = deps->issuer, .test_anchor_pem = deps->test_anchor_pem, .crl = deps->crl};
 	atomic_init(&d->stopping, false);
 	for (int i = 0; i < _API_MAX; i++)
 		d->listeners[i] = (struct listener){.d = d, .api = (enum api)i, .fd = -EBADF};

@@ -62,7 +62,7 @@ struct coord_snapshot *coord_snapshot_unref(struct coord_snapshot *s)
 }
 
 void coord_verifier_init(struct atls_verifier *v, const struct manifest *m, bool coordinators_only,
-			 const char *test_anchor_pem)
+			 const char *test_anchor_pem, struct coord_crl_cache *crl)
 {
 	*v = (struct atls_verifier){
 	    .test_anchor_pem = test_anchor_pem,
@@ -72,6 +72,8 @@ void coord_verifier_init(struct atls_verifier *v, const struct manifest *m, bool
 	    .n_tdx_refs = m->n_tdx,
 	    /* Handshakes run on the worker pool; a chain verified once per thread. */
 	    .snp_cache_per_thread = true,
+	    .get_snp_crl = crl ? coord_crl_get : NULL,
+	    .userdata = crl,
 	    .digest_rule =
 		coordinators_only ? manifest_coordinator_digest_rule(m) : manifest_digest_rule(m),
 	};
@@ -160,7 +162,7 @@ int coord_snapshot_new(struct history *h, const struct coord_mesh_config *mc,
 		    (r = ca_cert_to_pem(s->ca->root, &s->root_pem)) < 0 ||
 		    (r = ca_cert_to_pem(s->ca->mesh, &s->mesh_pem)) < 0)
 			return str_set_message(ret_msg, r, "snapshot of the CA: %s", strerror(-r));
-		coord_verifier_init(&s->verifier, s->manifest, false, anchor);
+		coord_verifier_init(&s->verifier, s->manifest, false, anchor, mc ? mc->crl : NULL);
 	} else {
 		s->verifier = (struct atls_verifier){
 		    .test_anchor_pem = anchor, .accept = refuse_inactive, .userdata = s};

@@ -428,7 +428,7 @@ static void client_done(struct client *c)
 static void user_client(struct client *c, EVP_PKEY *key)
 {
 	*c = (struct client){0};
-	coord_verifier_init(&c->v, E.m1, true, E.anchor_pem);
+	coord_verifier_init(&c->v, E.m1, true, E.anchor_pem, NULL);
 	if (key)
 		assert_int_equal(tls_cert_create_client(key, &c->cert), 0);
 	struct atls_config cfg = {
@@ -449,7 +449,7 @@ static void mesh_client(struct client *c, const uint8_t digest[32], uint64_t pol
 	memcpy(p.measurement, measurement, 48);
 	memcpy(p.host_data, digest, 32);
 	assert_int_equal(atls_issuer_new_sim(E.pki, &p, &c->issuer), 0);
-	coord_verifier_init(&c->v, E.m1, true, E.anchor_pem);
+	coord_verifier_init(&c->v, E.m1, true, E.anchor_pem, NULL);
 	struct atls_config cfg = {.issuer = c->issuer, .key = key, .verifier = &c->v, .alpn = alpn};
 	_cleanup_free_ char *msg = NULL;
 	int r = atls_ctx_new_client(&cfg, &c->ctx, &msg);
@@ -1069,7 +1069,7 @@ static void check_attest_doc(const struct daemon *dm, const char *want_state,
 	assert_int_equal(st.kind, ATLS_EVIDENCE_SNP_SIM);
 
 	struct atls_verifier v;
-	coord_verifier_init(&v, E.m1, true, E.anchor_pem);
+	coord_verifier_init(&v, E.m1, true, E.anchor_pem, NULL);
 	uint8_t rd[64];
 	assert_int_equal(coordapi_state_report_data(&st, nonce, rd), 0);
 	struct atls_verified out = {0};
