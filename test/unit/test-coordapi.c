@@ -17,6 +17,8 @@
 #include "tls/tls.h"
 
 static struct atls_test_pki *pki;
+/* Contexts borrow their configuration's arrays: these outlive them. */
+static char *alpn[] = {COORDAPI_ALPN, NULL};
 
 static int setup_pki(void **state)
 {
@@ -195,7 +197,7 @@ static void server_start(struct server *s, const struct atls_sim_params *params,
 {
 	*s = (struct server){};
 	assert_int_equal(atls_issuer_new_sim(pki, params, ret_issuer), 0);
-	struct atls_config c = {.issuer = *ret_issuer, .alpn = (char *[]){COORDAPI_ALPN, NULL}};
+	struct atls_config c = {.issuer = *ret_issuer, .alpn = alpn};
 	assert_int_equal(atls_ctx_new_server(&c, &s->ctx, NULL), 0);
 	s->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -237,7 +239,7 @@ static int client_connect(uint16_t port, const uint8_t measurement[48], struct c
 	    .skip_crl = true,
 	    .digest_rule = {.digests = (const uint8_t(*)[32])digests, .n = 1},
 	};
-	struct atls_config cc = {.verifier = &v, .alpn = (char *[]){COORDAPI_ALPN, NULL}};
+	struct atls_config cc = {.verifier = &v, .alpn = alpn};
 	SSL_CTX *ctx = NULL;
 	assert_int_equal(atls_ctx_new_client(&cc, &ctx, NULL), 0);
 	char address[32];
@@ -290,7 +292,7 @@ static void test_connect_wrong_measurement(void **state)
 static void test_connect_address_errors(void **state)
 {
 	SSL_CTX *ctx = NULL;
-	struct atls_config cc = {.alpn = (char *[]){COORDAPI_ALPN, NULL}};
+	struct atls_config cc = {.alpn = alpn};
 	assert_int_equal(atls_ctx_new_client(&cc, &ctx, NULL), 0);
 	struct coordapi_conn *c = NULL;
 	char *msg = NULL;
