@@ -78,7 +78,7 @@ say "coordinator"
 	-http-port 0 -probe-address 127.0.0.1 -probe-port 0 -ports-file "$t/ports.json" \
 	-data-dir "$t/data" -evidence sim -sim-pki "$t/pki" -sim-measurement "$meas" \
 	-sim-host-data "$(cat "$t/coordinator.digest")" -test-trust-anchor "$t/pki/ark.pem" \
-	-log-level warning >"$t/coordinator.log" 2>&1 &
+	-offline -log-level warning >"$t/coordinator.log" 2>&1 &
 coord=$!
 for _ in $(seq 100); do [[ -s $t/ports.json ]] && break; sleep 0.1; done
 [[ -s $t/ports.json ]] || { cat "$t/coordinator.log" >&2; echo "coordinator did not start" >&2; exit 1; }

@@ -208,7 +208,7 @@ coord_start() {
 		-probe-address 127.0.0.1 -probe-port "${COORD_PROBE[$name]}" -data-dir "$dir" \
 		-evidence sim -sim-pki "$PKI" -sim-measurement "$MEAS" \
 		-sim-host-data "$(digest coordinator)" -test-trust-anchor "$PKI/ark.pem" \
-		-log-level debug "$@" >>"$T/coordinator-$name.log" 2>&1 &
+		-offline -log-level debug "$@" >>"$T/coordinator-$name.log" 2>&1 &
 	COORD_PID[$name]=$!
 	PIDS+=("${COORD_PID[$name]}")
 	local i
