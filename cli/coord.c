@@ -1,5 +1,5 @@
 /* peerpodctl set | verify | recover | state | atls-cert: the user's side of the coordinator
- * (ATTESTATION.md 7-10, COORD.md "peerpodctl"). Every command that talks to the coordinator's
+ * (ATTESTATION.md 7-10; README "Coordinator"). Every command that talks to the coordinator's
  * user API first checks its evidence: against the local manifest's reference values with a Role
  * coordinator policy digest when -m is given. */
 #include <getopt.h>

@@ -1,4 +1,4 @@
-/* coordinator/options.c: the coordinator daemon's option table (COORD.md: ports, store, own
+/* coordinator/options.c: the coordinator daemon's option table (README "Coordinator": ports, store, own
  * evidence, test trust anchor, peers). */
 #include <stddef.h>
 

@@ -1,5 +1,5 @@
 /* attestation-client: the pod VM program that attests to the coordinator's mesh API and keeps the
- * pod's mesh certificate under /run/peerpod/mesh/ fresh (COORD.md "Pod VM side"). Internal
+ * pod's mesh certificate under /run/peerpod/mesh/ fresh (podvm/README.md). Internal
  * interface between main.c and the rest of the folder, and for the unit tests. */
 #pragma once
 

@@ -1,6 +1,6 @@
 /* attestation-client: runs in each pod VM after process-user-data; attests to the coordinator's
  * mesh API with a fresh key, writes the mesh certificate, CAs and workload secret under
- * /run/peerpod/mesh/ and renews them before they expire (COORD.md "Pod VM side"). */
+ * /run/peerpod/mesh/ and renews them before they expire (podvm/README.md). */
 #include <signal.h>
 #include <stdio.h>
 #include <sys/random.h>
