@@ -1,5 +1,5 @@
-/* coordinator/options.c: the coordinator daemon's option table (README "Coordinator": ports, store, own
- * evidence, test trust anchor, peers). */
+/* coordinator/options.c: the coordinator daemon's option table (README "Coordinator"): ports,
+ * store, own evidence, test trust anchor, peers. */
 #include <stddef.h>
 
 #include "coordinator/daemon.h"
