@@ -14,8 +14,6 @@
 #include "cli.h"
 #include "coordapi/coordapi.h"
 #include "coordinator.pb-c.h"
-#include "coordinator/history.h"
-#include "coordinator/secrets.h"
 #include "http/http.h"
 #include "manifest/manifest.h"
 #include "tls/tls.h"
@@ -30,7 +28,6 @@
 #define DEFAULT_VERIFY_DIR "verify"
 
 DEFINE_CLEANUP(BIO, BIO_free)
-DEFINE_CLEANUP(EVP_MD_CTX, EVP_MD_CTX_free)
 
 static void free_unpacked(ProtobufCMessage **p)
 {
@@ -324,13 +321,7 @@ static int verify_latest_signature(const uint8_t *spki, size_t spki_len, const u
 		ERR_clear_error();
 		return -EINVAL;
 	}
-	_cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *md = EVP_MD_CTX_new();
-	if (!md)
-		return -ENOMEM;
-	int ok = EVP_DigestVerifyInit(md, NULL, EVP_sha384(), NULL, key) == 1 &&
-		 EVP_DigestVerify(md, sig, sig_len, hash, 32) == 1;
-	ERR_clear_error();
-	return ok ? 0 : -EBADMSG;
+	return coordapi_latest_verify(key, hash, sig, sig_len) ? 0 : -EBADMSG;
 }
 
 static bool pem_is_one_cert(const char *pem)
@@ -364,7 +355,7 @@ int cli_coord_check_manifests(const struct Coordinator__GetManifestsResponse *re
 			return str_set_message(ret_msg, EBADMSG, "manifest %zu is too large", i);
 		uint8_t mh[32], next[32];
 		SHA256(m->data, m->len, mh);
-		history_transition_hash(mh, t, next);
+		coordapi_transition_hash(mh, t, next);
 		memcpy(t, next, 32);
 	}
 	if (memcmp(t, resp->latest.data, 32) != 0)
@@ -641,9 +632,9 @@ static int cmd_set(const struct opts *o, FILE *out, FILE *err)
 		if ((r = current_latest(c, prev, &has_prev, err)) != 0)
 			return r;
 		if (has_prev) {
-			history_transition_hash(t.m->sha256, prev, expected);
+			coordapi_transition_hash(t.m->sha256, prev, expected);
 			has_expected = true;
-			if ((r = history_sign_update(owner, expected, &sig, &sig_len)) < 0)
+			if ((r = coordapi_update_sign(owner, expected, &sig, &sig_len)) < 0)
 				return failed(err, "%s: cannot sign the update: %s", o->owner_key,
 					      strerror(-r));
 		}
@@ -800,8 +791,8 @@ static int cmd_verify(const struct opts *o, FILE *out, FILE *err)
 /* ---- recover ---- */
 
 /* The share of key in a seed-share document; seed and salt out. */
-static int find_share(const char *path, EVP_PKEY *key, uint8_t seed[SECRETS_SEED_SIZE],
-		      uint8_t salt[SECRETS_SALT_SIZE], FILE *err)
+static int find_share(const char *path, EVP_PKEY *key, uint8_t seed[COORDAPI_SEED_SIZE],
+		      uint8_t salt[COORDAPI_SALT_SIZE], FILE *err)
 {
 	_cleanup_free_ char *data = NULL;
 	size_t len;
@@ -817,7 +808,7 @@ static int find_share(const char *path, EVP_PKEY *key, uint8_t seed[SECRETS_SEED
 	_cleanup_free_ uint8_t *salt_raw = NULL;
 	size_t salt_len = 0;
 	if (userdata_base64_decode(salt_b64, strlen(salt_b64), 64, &salt_raw, &salt_len) < 0 ||
-	    salt_len != SECRETS_SALT_SIZE)
+	    salt_len != COORDAPI_SALT_SIZE)
 		return failed(err, "%s: Salt is not 32 bytes of base64", path);
 
 	unsigned char *pkcs1 = NULL;
@@ -842,9 +833,9 @@ static int find_share(const char *path, EVP_PKEY *key, uint8_t seed[SECRETS_SEED
 		size_t ct_len = 0;
 		if (userdata_base64_decode(enc, strlen(enc), 4096, &ct, &ct_len) < 0)
 			return failed(err, "%s: EncryptedSeed is not base64", path);
-		if ((r = secrets_seed_share_decrypt(key, ct, ct_len, seed)) < 0)
+		if ((r = coordapi_seed_share_decrypt(key, ct, ct_len, seed)) < 0)
 			return failed(err, "%s: the share does not decrypt with this key", path);
-		memcpy(salt, salt_raw, SECRETS_SALT_SIZE);
+		memcpy(salt, salt_raw, COORDAPI_SALT_SIZE);
 		return 0;
 	}
 	return failed(err, "%s: no share for this key", path);
@@ -861,7 +852,7 @@ static int cmd_recover(const struct opts *o, FILE *out, FILE *err)
 		return r;
 	if (EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA)
 		return failed(err, "%s: the seed-share key must be RSA", o->seedshare_key);
-	uint8_t seed[SECRETS_SEED_SIZE], salt[SECRETS_SALT_SIZE];
+	uint8_t seed[COORDAPI_SEED_SIZE], salt[COORDAPI_SALT_SIZE];
 	if ((r = find_share(o->seedshare_file, key, seed, salt, err)) != 0)
 		return r;
 

@@ -90,31 +90,12 @@ int history_latest_hash(const struct history *h, uint8_t ret[32])
 	return 0;
 }
 
-void history_transition_hash(const uint8_t manifest_sha256[32], const uint8_t prev[32],
-			     uint8_t ret[32])
-{
-	uint8_t t[HISTORY_TRANSITION_SIZE];
-	memcpy(t, manifest_sha256, 32);
-	memcpy(t + 32, prev, 32);
-	SHA256(t, sizeof(t), ret);
-}
-
-static void hex_of(const uint8_t d[32], char out[65])
-{
-	static const char digits[] = "0123456789abcdef";
-	for (size_t i = 0; i < 32; i++) {
-		out[2 * i] = digits[d[i] >> 4];
-		out[2 * i + 1] = digits[d[i] & 15];
-	}
-	out[64] = 0;
-}
-
 /* ---- storage ---- */
 
 static int key_for(const char *prefix, const uint8_t hash[32], char out[STORE_KEY_MAX + 1])
 {
 	char hex[65];
-	hex_of(hash, hex);
+	hex_encode_into(hash, 32, hex);
 	return str_copy(out, STORE_KEY_MAX + 1, prefix) < 0 ||
 		       str_copy(out + strlen(prefix), STORE_KEY_MAX + 1 - strlen(prefix), hex) < 0
 		   ? -ENAMETOOLONG
@@ -237,56 +218,20 @@ static int sign_latest(EVP_PKEY *key, const uint8_t hash[32], uint8_t *sig, size
 	return 0;
 }
 
-static bool verify_sig(EVP_PKEY *key, const EVP_MD *md, const uint8_t *sig, size_t sig_len,
-		       const void *data, size_t len)
-{
-	_cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	bool ok = ctx && EVP_DigestVerifyInit(ctx, NULL, md, NULL, key) == 1 &&
-		  EVP_DigestVerify(ctx, sig, sig_len, data, len) == 1;
-	ERR_clear_error();
-	return ok;
-}
-
 static bool latest_signed_by(EVP_PKEY *key, const uint8_t *latest, size_t len)
 {
-	return verify_sig(key, EVP_sha384(), latest + 32, len - 32, latest, 32);
-}
-
-int history_sign_update(EVP_PKEY *owner_key, const uint8_t transition[32], uint8_t **ret,
-			size_t *ret_len)
-{
-	char hex[65];
-	hex_of(transition, hex);
-	_cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	size_t len = 0;
-	if (!ctx || EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, owner_key) != 1 ||
-	    EVP_DigestSign(ctx, NULL, &len, (const uint8_t *)hex, 64) != 1) {
-		ERR_clear_error();
-		return -EINVAL;
-	}
-	_cleanup_free_ uint8_t *sig = malloc(len);
-	if (!sig)
-		return -ENOMEM;
-	if (EVP_DigestSign(ctx, sig, &len, (const uint8_t *)hex, 64) != 1) {
-		ERR_clear_error();
-		return -EIO;
-	}
-	*ret = TAKE_PTR(sig);
-	*ret_len = len;
-	return 0;
+	return coordapi_latest_verify(key, latest, latest + 32, len - 32);
 }
 
 /* Authorization (b): a signature by a current workload owner over the new transition's hex. */
 static bool owner_signed(const struct manifest *cur, const uint8_t transition[32],
 			 const uint8_t *sig, size_t sig_len)
 {
-	char hex[65];
-	hex_of(transition, hex);
 	for (size_t i = 0; i < cur->n_workload_owners; i++) {
 		const unsigned char *p = cur->workload_owners[i].der;
 		_cleanup_(EVP_PKEY_freep) EVP_PKEY *k =
 		    d2i_PUBKEY(NULL, &p, (long)cur->workload_owners[i].der_len);
-		if (k && verify_sig(k, EVP_sha256(), sig, sig_len, hex, 64))
+		if (k && coordapi_update_verify(k, transition, sig, sig_len))
 			return true;
 	}
 	ERR_clear_error();
@@ -471,7 +416,7 @@ int history_recover(struct history *h, const struct history_recover_request *req
 		uint8_t peer[32];
 		char peer_hex[65];
 		SHA256(req->manifest, req->manifest_len, peer);
-		hex_of(peer, peer_hex);
+		hex_encode_into(peer, 32, peer_hex);
 		if (memcmp(peer, m->sha256, 32) != 0)
 			return pp_error_set(reterr, ESTALE,
 					    "the peer's latest manifest %s is not the stored "

@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 
 #include "base/base.h"
+#include "coordapi/coordapi.h"
 #include "coordinator/ca.h"
 #include "coordinator/secrets.h"
 #include "coordinator/store.h"
@@ -44,13 +45,7 @@ const struct ca *history_ca(const struct history *h);
 /* The hash `latest` pointed to when this coordinator last read or wrote it; -ENOENT when none. */
 int history_latest_hash(const struct history *h, uint8_t ret[32]);
 
-/* Transition hash = SHA-256(manifest hash || previous transition hash). */
-void history_transition_hash(const uint8_t manifest_sha256[32], const uint8_t prev[32],
-			     uint8_t ret[32]);
-/* Update authorization (b): a DER ECDSA signature, SHA-256 over the 64 lowercase hex characters
- * of the new transition hash, by a WorkloadOwnerPubKeys key (for the CLI and tests). */
-int history_sign_update(EVP_PKEY *owner_key, const uint8_t transition[32], uint8_t **ret,
-			size_t *ret_len);
+/* Transition hashes and update signatures: lib/coordapi (coordapi_transition_hash, ...). */
 
 struct history_set_request {
 	const uint8_t *manifest; /* bytes as received, hashed and stored byte-exact */

@@ -1,4 +1,5 @@
 /* coordinator: seed, salt and what is derived from them (ATTESTATION.md 8); seed shares. */
+#include "coordapi/coordapi.h"
 #include "coordinator/secrets.h"
 
 #include <jansson.h>
@@ -217,75 +218,6 @@ int secrets_workload_secret(const struct secrets *s, const char *id,
 			    label, strlen(label), ret, SECRETS_DERIVED_SIZE);
 }
 
-static int oaep_setup(EVP_PKEY_CTX *ctx)
-{
-	void *label = OPENSSL_memdup(SECRETS_SEEDSHARE_LABEL, strlen(SECRETS_SEEDSHARE_LABEL));
-	if (!label)
-		return -ENOMEM;
-	if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) != 1 ||
-	    EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha256()) != 1 ||
-	    EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha256()) != 1 ||
-	    EVP_PKEY_CTX_set0_rsa_oaep_label(ctx, label, (int)strlen(SECRETS_SEEDSHARE_LABEL)) !=
-		1) {
-		OPENSSL_free(label);
-		return -EINVAL;
-	}
-	return 0;
-}
-
-int secrets_seed_share_encrypt(EVP_PKEY *rsa_pub, const uint8_t seed[SECRETS_SEED_SIZE],
-			       uint8_t **ret, size_t *ret_len)
-{
-	if (!rsa_pub || !EVP_PKEY_is_a(rsa_pub, "RSA"))
-		return -EINVAL;
-	_cleanup_(EVP_PKEY_CTX_freep) EVP_PKEY_CTX *ctx =
-	    EVP_PKEY_CTX_new_from_pkey(NULL, rsa_pub, NULL);
-	size_t len = 0;
-	int r = -EIO;
-	if (!ctx || EVP_PKEY_encrypt_init(ctx) != 1 || (r = oaep_setup(ctx)) < 0 ||
-	    EVP_PKEY_encrypt(ctx, NULL, &len, seed, SECRETS_SEED_SIZE) != 1) {
-		ERR_clear_error();
-		return r < 0 ? r : -EIO;
-	}
-	_cleanup_free_ uint8_t *out = malloc(len);
-	if (!out)
-		return -ENOMEM;
-	if (EVP_PKEY_encrypt(ctx, out, &len, seed, SECRETS_SEED_SIZE) != 1) {
-		ERR_clear_error();
-		return -EIO;
-	}
-	*ret = TAKE_PTR(out);
-	*ret_len = len;
-	return 0;
-}
-
-int secrets_seed_share_decrypt(EVP_PKEY *rsa_key, const uint8_t *enc, size_t enc_len,
-			       uint8_t ret_seed[SECRETS_SEED_SIZE])
-{
-	if (!rsa_key || !EVP_PKEY_is_a(rsa_key, "RSA"))
-		return -EINVAL;
-	_cleanup_(EVP_PKEY_CTX_freep) EVP_PKEY_CTX *ctx =
-	    EVP_PKEY_CTX_new_from_pkey(NULL, rsa_key, NULL);
-	size_t len = 0;
-	int r = -EIO;
-	if (!ctx || EVP_PKEY_decrypt_init(ctx) != 1 || (r = oaep_setup(ctx)) < 0 ||
-	    EVP_PKEY_decrypt(ctx, NULL, &len, enc, enc_len) != 1) {
-		ERR_clear_error();
-		return r < 0 ? r : -EBADMSG;
-	}
-	uint8_t *out = OPENSSL_secure_malloc(len ? len : 1);
-	if (!out)
-		return -ENOMEM;
-	r = 0;
-	if (EVP_PKEY_decrypt(ctx, out, &len, enc, enc_len) != 1 || len != SECRETS_SEED_SIZE)
-		r = -EBADMSG;
-	else
-		memcpy(ret_seed, out, SECRETS_SEED_SIZE);
-	ERR_clear_error();
-	OPENSSL_secure_clear_free(out, len ? len : 1);
-	return r;
-}
-
 int secrets_seed_shares_json(const struct secrets *s, const struct manifest *m, char **ret)
 {
 	_cleanup_(json_decrefp) json_t *root = json_object();
@@ -304,7 +236,7 @@ int secrets_seed_shares_json(const struct secrets *s, const struct manifest *m, 
 		_cleanup_free_ uint8_t *enc = NULL;
 		size_t enc_len;
 		_cleanup_free_ char *hex = hex_encode(k->der, k->der_len), *b64 = NULL;
-		int r = secrets_seed_share_encrypt(pub, s->seed, &enc, &enc_len);
+		int r = coordapi_seed_share_encrypt(pub, s->seed, &enc, &enc_len);
 		if (r < 0)
 			return r;
 		if (!hex || userdata_base64_encode(enc, enc_len, &b64) < 0)

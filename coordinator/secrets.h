@@ -5,10 +5,11 @@
 #include <openssl/evp.h>
 
 #include "base/base.h"
+#include "coordapi/coordapi.h"
 #include "manifest/manifest.h"
 
-#define SECRETS_SEED_SIZE 64
-#define SECRETS_SALT_SIZE 32
+#define SECRETS_SEED_SIZE COORDAPI_SEED_SIZE
+#define SECRETS_SALT_SIZE COORDAPI_SALT_SIZE
 #define SECRETS_DERIVED_SIZE 64
 #define SECRETS_P384_SCALAR_SIZE 48
 
@@ -18,7 +19,6 @@
 #define SECRETS_LABEL_ROOT_CA "ROOT CA SEED"
 #define SECRETS_LABEL_WORKLOAD_PREFIX "WORKLOAD SECRET ID: "
 #define SECRETS_DET_KEYGEN_PERS "det ECDSA key gen P-384"
-#define SECRETS_SEEDSHARE_LABEL "seedshare"
 
 /* Everything derived from one seed. Wiped on free. */
 struct secrets {
@@ -54,12 +54,7 @@ DEFINE_CLEANUP(struct secrets, secrets_free)
 int secrets_workload_secret(const struct secrets *s, const char *id,
 			    uint8_t ret[SECRETS_DERIVED_SIZE]);
 
-/* Seed shares: RSA-OAEP with SHA-256, MGF1-SHA-256, label "seedshare" (9 bytes). */
-int secrets_seed_share_encrypt(EVP_PKEY *rsa_pub, const uint8_t seed[SECRETS_SEED_SIZE],
-			       uint8_t **ret, size_t *ret_len);
-/* -EBADMSG when the ciphertext does not decrypt to a 64-byte seed. */
-int secrets_seed_share_decrypt(EVP_PKEY *rsa_key, const uint8_t *enc, size_t enc_len,
-			       uint8_t ret_seed[SECRETS_SEED_SIZE]);
+/* Seed-share encryption and decryption: lib/coordapi (coordapi_seed_share_*). */
 /* The first SetManifest's answer: {"SeedShares":[{"PublicKey":"<hex PKCS#1>",
  * "EncryptedSeed":"<base64>"}],"Salt":"<base64>"}, one share per SeedshareOwnerPubKeys entry. */
 int secrets_seed_shares_json(const struct secrets *s, const struct manifest *m, char **ret);

@@ -22,6 +22,32 @@
 /* Largest response a client accepts (a long manifest history). */
 #define COORDAPI_MAX_RESPONSE_BYTES (4u << 20)
 
+/* ---- the rules both sides apply (ATTESTATION.md 8-9) ---- */
+
+#define COORDAPI_SEED_SIZE 64
+#define COORDAPI_SALT_SIZE 32
+/* RSA-OAEP label of seed shares: 9 ASCII bytes, no NUL. */
+#define COORDAPI_SEEDSHARE_LABEL "seedshare"
+
+/* Transition hash = SHA-256(manifest hash || previous transition hash). */
+void coordapi_transition_hash(const uint8_t manifest_sha256[32], const uint8_t prev[32],
+			      uint8_t ret[32]);
+/* Update authorization (b): a DER ECDSA signature by a WorkloadOwnerPubKeys key, SHA-256 over
+ * the 64 lowercase hex characters of the new transition hash. */
+int coordapi_update_sign(EVP_PKEY *owner_key, const uint8_t transition[32], uint8_t **ret,
+			 size_t *ret_len);
+bool coordapi_update_verify(EVP_PKEY *owner_key, const uint8_t transition[32], const uint8_t *sig,
+			    size_t sig_len);
+/* The `latest` signature: ECDSA P-384 with SHA-384 over the 32-byte transition hash. */
+bool coordapi_latest_verify(EVP_PKEY *signing_key, const uint8_t hash[32], const uint8_t *sig,
+			    size_t sig_len);
+/* Seed shares: RSA-OAEP with SHA-256, MGF1-SHA-256 and the label above. Decryption gives
+ * -EBADMSG when the ciphertext does not decrypt to a 64-byte seed. */
+int coordapi_seed_share_encrypt(EVP_PKEY *rsa_pub, const uint8_t seed[COORDAPI_SEED_SIZE],
+				uint8_t **ret, size_t *ret_len);
+int coordapi_seed_share_decrypt(EVP_PKEY *rsa_key, const uint8_t *enc, size_t enc_len,
+				uint8_t ret_seed[COORDAPI_SEED_SIZE]);
+
 /* ---- blocking client ---- */
 
 struct coordapi_conn;

@@ -13,7 +13,7 @@
 
 #include "cli/cli.h"
 #include "coordinator.pb-c.h"
-#include "coordinator/history.h"
+#include "coordapi/coordapi.h"
 #include "tls/tls.h"
 
 /* ---- usage errors ---- */
@@ -197,7 +197,7 @@ static int history_setup(void **state)
 		    (ProtobufCBinaryData){.data = (uint8_t *)f->m[i], .len = strlen(f->m[i])};
 		uint8_t mh[32], next[32];
 		SHA256(f->manifests[i].data, f->manifests[i].len, mh);
-		history_transition_hash(mh, t, next);
+		coordapi_transition_hash(mh, t, next);
 		memcpy(t, next, 32);
 	}
 	memcpy(f->latest, t, 32);
@@ -273,7 +273,7 @@ static void test_check_good(void **state)
 	f->resp.n_manifests = 1;
 	uint8_t mh[32], zero[32] = {0}, t[32];
 	SHA256(f->manifests[0].data, f->manifests[0].len, mh);
-	history_transition_hash(mh, zero, t);
+	coordapi_transition_hash(mh, zero, t);
 	f->resp.latest.data = t;
 	sign_latest(f, f->signer, t);
 	check_expect(f, f->m[0], 0, NULL);

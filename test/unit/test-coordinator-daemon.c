@@ -534,7 +534,7 @@ static void seed_from_shares(const char *json, uint8_t seed[64], uint8_t salt[32
 	_cleanup_free_ uint8_t *enc = NULL, *raw = NULL;
 	size_t enc_len, raw_len;
 	assert_int_equal(userdata_base64_decode(b64, strlen(b64), 4096, &enc, &enc_len), 0);
-	assert_int_equal(secrets_seed_share_decrypt(E.share, enc, enc_len, seed), 0);
+	assert_int_equal(coordapi_seed_share_decrypt(E.share, enc, enc_len, seed), 0);
 	const char *s = json_string_value(json_object_get(j, "Salt"));
 	assert_int_equal(userdata_base64_decode(s, strlen(s), 64, &raw, &raw_len), 0);
 	assert_int_equal(raw_len, 32);
@@ -614,7 +614,7 @@ static void expect_transition(const uint8_t *got, size_t len, const uint8_t mani
 			      const uint8_t prev[32])
 {
 	uint8_t want[32];
-	history_transition_hash(manifest, prev, want);
+	coordapi_transition_hash(manifest, prev, want);
 	assert_int_equal(len, 32);
 	assert_memory_equal(got, want, 32);
 }
@@ -694,10 +694,10 @@ static void test_manifest_lifecycle(void **state)
 	assert_int_equal(set_manifest(&f->a, &E.v1, NULL, NULL, 0, NULL), TTRPC_PERMISSION_DENIED);
 	/* A signature by another key over the right transition is no better. */
 	uint8_t next[32];
-	history_transition_hash(E.v1.sha256, r2->transition.data, next);
+	coordapi_transition_hash(E.v1.sha256, r2->transition.data, next);
 	_cleanup_free_ uint8_t *bad_sig = NULL, *sig = NULL;
 	size_t bad_len = 0, sig_len = 0;
-	assert_int_equal(history_sign_update(E.stranger, next, &bad_sig, &bad_len), 0);
+	assert_int_equal(coordapi_update_sign(E.stranger, next, &bad_sig, &bad_len), 0);
 	assert_int_equal(set_manifest(&f->a, &E.v1, NULL, bad_sig, bad_len, NULL),
 			 TTRPC_PERMISSION_DENIED);
 	/* Garbage is invalid. */
@@ -706,7 +706,7 @@ static void test_manifest_lifecycle(void **state)
 			 TTRPC_INVALID_ARGUMENT);
 
 	/* The owner's signature (b) without its key on the connection. */
-	assert_int_equal(history_sign_update(E.owner, next, &sig, &sig_len), 0);
+	assert_int_equal(coordapi_update_sign(E.owner, next, &sig, &sig_len), 0);
 	Coordinator__SetManifestResponse *r3 = NULL;
 	assert_int_equal(set_manifest(&f->a, &E.v1, NULL, sig, sig_len, &r3), 0);
 	assert_memory_equal(r3->transition.data, next, 32);

@@ -176,7 +176,7 @@ static void share_from_json(struct fixture *f, const char *json, uint8_t seed[64
 	_cleanup_free_ uint8_t *enc = NULL, *raw = NULL;
 	size_t enc_len, raw_len;
 	assert_int_equal(userdata_base64_decode(b64, strlen(b64), 4096, &enc, &enc_len), 0);
-	assert_int_equal(secrets_seed_share_decrypt(f->share, enc, enc_len, seed), 0);
+	assert_int_equal(coordapi_seed_share_decrypt(f->share, enc, enc_len, seed), 0);
 	const char *s = json_string_value(json_object_get(j, "Salt"));
 	assert_int_equal(userdata_base64_decode(s, strlen(s), 64, &raw, &raw_len), 0);
 	assert_int_equal(raw_len, 32);
@@ -186,7 +186,7 @@ static void share_from_json(struct fixture *f, const char *json, uint8_t seed[64
 static void expect_latest(struct history *h, const uint8_t manifest[32], const uint8_t prev[32])
 {
 	uint8_t want[32], got[32];
-	history_transition_hash(manifest, prev, want);
+	coordapi_transition_hash(manifest, prev, want);
 	assert_int_equal(history_latest_hash(h, got), 0);
 	assert_memory_equal(got, want, 32);
 }
@@ -232,16 +232,16 @@ static void test_first_and_updates(void **state)
 
 	/* Update (b): a signature over the hex of the new transition hash. */
 	uint8_t next[32];
-	history_transition_hash(d3.sha256, t2, next);
+	coordapi_transition_hash(d3.sha256, t2, next);
 	_cleanup_free_ uint8_t *sig = NULL, *stale_sig = NULL, *stranger_sig = NULL;
 	size_t sig_len, stale_len, stranger_len;
 	uint8_t old_next[32];
-	history_transition_hash(d3.sha256, t1, old_next); /* bound to the wrong predecessor */
-	assert_int_equal(history_sign_update(f->owner, old_next, &stale_sig, &stale_len), 0);
+	coordapi_transition_hash(d3.sha256, t1, old_next); /* bound to the wrong predecessor */
+	assert_int_equal(coordapi_update_sign(f->owner, old_next, &stale_sig, &stale_len), 0);
 	assert_int_equal(set_manifest(f, h, &d3, NULL, stale_sig, stale_len, NULL), -EACCES);
-	assert_int_equal(history_sign_update(f->stranger, next, &stranger_sig, &stranger_len), 0);
+	assert_int_equal(coordapi_update_sign(f->stranger, next, &stranger_sig, &stranger_len), 0);
 	assert_int_equal(set_manifest(f, h, &d3, NULL, stranger_sig, stranger_len, NULL), -EACCES);
-	assert_int_equal(history_sign_update(f->owner, next, &sig, &sig_len), 0);
+	assert_int_equal(coordapi_update_sign(f->owner, next, &sig, &sig_len), 0);
 	assert_int_equal(set_manifest(f, h, &d3, NULL, sig, sig_len, NULL), 0);
 	expect_latest(h, d3.sha256, t2);
 	history_latest_hash(h, t3);

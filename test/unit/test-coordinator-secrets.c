@@ -253,10 +253,10 @@ static void test_seed_share(void **state)
 	_cleanup_(secrets_freep) struct secrets *s = kat_secrets();
 	_cleanup_free_ uint8_t *enc = NULL;
 	size_t enc_len;
-	assert_int_equal(secrets_seed_share_encrypt(k, s->seed, &enc, &enc_len), 0);
+	assert_int_equal(coordapi_seed_share_encrypt(k, s->seed, &enc, &enc_len), 0);
 	assert_int_equal(enc_len, 256);
 	uint8_t seed[64];
-	assert_int_equal(secrets_seed_share_decrypt(k, enc, enc_len, seed), 0);
+	assert_int_equal(coordapi_seed_share_decrypt(k, enc, enc_len, seed), 0);
 	assert_memory_equal(seed, s->seed, 64);
 
 	uint8_t out[256];
@@ -276,12 +276,12 @@ static void test_seed_share(void **state)
 
 	/* Tampering and the wrong key are refused. */
 	enc[10] ^= 1;
-	assert_int_equal(secrets_seed_share_decrypt(k, enc, enc_len, seed), -EBADMSG);
+	assert_int_equal(coordapi_seed_share_decrypt(k, enc, enc_len, seed), -EBADMSG);
 	enc[10] ^= 1;
 	_cleanup_(EVP_PKEY_freep) EVP_PKEY *other = rsa_key();
-	assert_int_equal(secrets_seed_share_decrypt(other, enc, enc_len, seed), -EBADMSG);
+	assert_int_equal(coordapi_seed_share_decrypt(other, enc, enc_len, seed), -EBADMSG);
 	_cleanup_(EVP_PKEY_freep) EVP_PKEY *ec = EVP_EC_gen("P-256");
-	assert_int_equal(secrets_seed_share_encrypt(ec, s->seed, &enc, &enc_len), -EINVAL);
+	assert_int_equal(coordapi_seed_share_encrypt(ec, s->seed, &enc, &enc_len), -EINVAL);
 }
 
 static void test_seed_shares_json(void **state)
@@ -315,7 +315,7 @@ static void test_seed_shares_json(void **state)
 		size_t enc_len;
 		assert_int_equal(userdata_base64_decode(b64, strlen(b64), 4096, &enc, &enc_len), 0);
 		uint8_t seed[64];
-		assert_int_equal(secrets_seed_share_decrypt(ks[i], enc, enc_len, seed), 0);
+		assert_int_equal(coordapi_seed_share_decrypt(ks[i], enc, enc_len, seed), 0);
 		assert_memory_equal(seed, s->seed, 64);
 	}
 	const char *salt = json_string_value(json_object_get(j, "Salt"));
