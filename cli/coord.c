@@ -27,8 +27,6 @@
 #define DEFAULT_SEEDSHARE_OUT "seedshare.json"
 #define DEFAULT_VERIFY_DIR "verify"
 
-DEFINE_CLEANUP(BIO, BIO_free)
-
 static void free_unpacked(ProtobufCMessage **p)
 {
 	if (*p)
@@ -326,16 +324,8 @@ static int verify_latest_signature(const uint8_t *spki, size_t spki_len, const u
 
 static bool pem_is_one_cert(const char *pem)
 {
-	if (str_empty(pem))
-		return false;
-	_cleanup_(BIO_freep) BIO *bio = BIO_new_mem_buf(pem, (int)strlen(pem));
-	X509 *a = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
-	X509 *b = a ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
-	bool ok = a && !b;
-	X509_free(a);
-	X509_free(b);
-	ERR_clear_error();
-	return ok;
+	_cleanup_(X509_freep) X509 *x = NULL;
+	return !str_empty(pem) && tls_cert_from_pem_single(pem, strlen(pem), &x) == 0;
 }
 
 int cli_coord_check_manifests(const struct Coordinator__GetManifestsResponse *resp,

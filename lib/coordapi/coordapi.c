@@ -13,8 +13,6 @@
 #include "ttrpc/ttrpc.h"
 #include "userdata/userdata.h"
 
-DEFINE_CLEANUP(BIO, BIO_free)
-
 struct coordapi_conn {
 	struct ttrpc_sync_client *client;
 	SSL *ssl; /* owned by the client */
@@ -231,13 +229,8 @@ static int pem_cert_sha256(const char *pem, uint8_t ret[32])
 	memset(ret, 0, 32);
 	if (!pem)
 		return 0;
-	_cleanup_(BIO_freep) BIO *b = BIO_new_mem_buf(pem, -1);
-	if (!b)
-		return -ENOMEM;
-	_cleanup_(X509_freep) X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
-	_cleanup_(X509_freep) X509 *extra = x ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
-	ERR_clear_error();
-	if (!x || extra)
+	_cleanup_(X509_freep) X509 *x = NULL;
+	if (tls_cert_from_pem_single(pem, strlen(pem), &x) < 0)
 		return -EINVAL;
 	unsigned char *der = NULL;
 	int n = i2d_X509(x, &der);

@@ -394,6 +394,24 @@ int tls_cert_from_pem(const char *pem, size_t len, X509 **ret)
 	return 0;
 }
 
+int tls_cert_from_pem_single(const char *pem, size_t len, X509 **ret)
+{
+	if (!ret)
+		return -EINVAL;
+	_cleanup_(BIO_freep) BIO *bio = NULL;
+	int r = pem_bio(pem, len, &bio);
+	if (r < 0)
+		return r;
+	_cleanup_(X509_freep) X509 *cert = PEM_read_bio_X509(bio, NULL, no_passphrase, NULL);
+	_cleanup_(X509_freep) X509 *extra =
+	    cert ? PEM_read_bio_X509(bio, NULL, no_passphrase, NULL) : NULL;
+	ERR_clear_error();
+	if (!cert || extra)
+		return -EINVAL;
+	*ret = TAKE_PTR(cert);
+	return 0;
+}
+
 /* ---- files ---- */
 
 int tls_key_load(const char *path, EVP_PKEY **ret)

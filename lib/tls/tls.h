@@ -50,6 +50,8 @@ int tls_cert_to_pem(X509 *cert, char **ret);
  * encrypted keys are -EINVAL. */
 int tls_key_from_pem(const char *pem, size_t len, EVP_PKEY **ret);
 int tls_cert_from_pem(const char *pem, size_t len, X509 **ret);
+/* The same for a text that holds exactly one certificate (-EINVAL for none or more). */
+int tls_cert_from_pem_single(const char *pem, size_t len, X509 **ret);
 /* Files (key files are written 0600 atomically). */
 int tls_key_load(const char *path, EVP_PKEY **ret);
 int tls_cert_load(const char *path, X509 **ret);

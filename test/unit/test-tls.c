@@ -329,6 +329,17 @@ static void test_pem_round_trip(void **state)
 	/* With the terminating NUL counted, too. */
 	assert_int_equal(tls_cert_from_pem(cpem, strlen(cpem) + 1, &ca2), 0);
 	assert_int_equal(X509_cmp(ca, ca2), 0);
+
+	/* Exactly one certificate: a bundle of two and a key are refused. */
+	X509 *one = NULL;
+	assert_int_equal(tls_cert_from_pem_single(cpem, strlen(cpem), &one), 0);
+	assert_int_equal(X509_cmp(ca, one), 0);
+	X509_free(one);
+	_cleanup_free_ char *two = str_printf("%s%s", cpem, cpem);
+	one = NULL;
+	assert_int_equal(tls_cert_from_pem_single(two, strlen(two), &one), -EINVAL);
+	assert_null(one);
+	assert_int_equal(tls_cert_from_pem_single(kpem, strlen(kpem), &one), -EINVAL);
 }
 
 static void test_pem_rejects(void **state)
