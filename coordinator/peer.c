@@ -43,34 +43,6 @@ bool coord_address_is_self(const struct sockaddr *sa, uint16_t self_port)
 	return fd >= 0 && bind(fd, (struct sockaddr *)&ss, len) == 0;
 }
 
-/* "host:port" or "[v6]:port". */
-static int split_host_port(const char *s, char **ret_host, char **ret_port)
-{
-	const char *colon;
-	_cleanup_free_ char *host = NULL;
-	if (s[0] == '[') {
-		const char *end = strchr(s, ']');
-		if (!end || end[1] != ':')
-			return -EINVAL;
-		host = strndup(s + 1, (size_t)(end - s - 1));
-		colon = end + 1;
-	} else {
-		colon = strrchr(s, ':');
-		if (!colon)
-			return -EINVAL;
-		host = strndup(s, (size_t)(colon - s));
-	}
-	if (!host)
-		return -ENOMEM;
-	uint16_t port;
-	if (str_empty(host) || parse_port(colon + 1, &port) < 0)
-		return -EINVAL;
-	if (!(*ret_port = strdup(colon + 1)))
-		return -ENOMEM;
-	*ret_host = TAKE_PTR(host);
-	return 0;
-}
-
 struct candidates {
 	char *addr[PEER_CANDIDATES_MAX];
 	size_t n;
@@ -153,7 +125,7 @@ int coord_peer_fetch(const struct coord_peer_query *q, Coordinator__PeerRecoverR
 	_cleanup_(candidates_done) struct candidates c = {0};
 	for (size_t i = 0; q->peers && q->peers[i]; i++) {
 		_cleanup_free_ char *host = NULL, *port = NULL;
-		if (split_host_port(q->peers[i], &host, &port) < 0) {
+		if (coordapi_split_address(q->peers[i], &host, &port) < 0) {
 			(void)buf_printf(&errors, "%s%s: not host:port", errors.len ? "; " : "",
 					 q->peers[i]);
 			continue;

@@ -18,8 +18,7 @@ struct coordapi_conn {
 	SSL *ssl; /* owned by the client */
 };
 
-/* "host:port" or "[v6]:port" into its parts. */
-static int split_address(const char *address, char **ret_host, char **ret_port)
+int coordapi_split_address(const char *address, char **ret_host, char **ret_port)
 {
 	const char *colon = address ? strrchr(address, ':') : NULL;
 	if (!colon || colon == address || colon[1] == 0)
@@ -88,7 +87,7 @@ int coordapi_connect(const char *address, SSL_CTX *ctx, int64_t timeout_ns,
 	if (!ctx || !ret)
 		return -EINVAL;
 	_cleanup_free_ char *host = NULL, *port = NULL;
-	int r = split_address(address, &host, &port);
+	int r = coordapi_split_address(address, &host, &port);
 	if (r < 0) {
 		if (ret_msg)
 			*ret_msg = str_printf("invalid address \"%s\" (want HOST:PORT)",

@@ -52,6 +52,10 @@ int coordapi_seed_share_decrypt(EVP_PKEY *rsa_key, const uint8_t *enc, size_t en
 
 struct coordapi_conn;
 
+/* "host:port" or "[v6]:port" into host (brackets removed) and port text (1..65535); -EINVAL for
+ * anything else, e.g. a bare IPv6 literal or a missing port. */
+int coordapi_split_address(const char *address, char **ret_host, char **ret_port);
+
 /* Resolve address ("host:port", "[v6]:port"; a missing port is an error), connect to each
  * address in turn, run the aTLS client handshake on ctx (made with atls_ctx_new_client; the
  * context's ALPN should include COORDAPI_ALPN) bounded by timeout_ns (0:

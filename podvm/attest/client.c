@@ -56,16 +56,8 @@ static bool address_valid(const char *a)
 	for (const char *p = a; *p; p++)
 		if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p))
 			return false;
-	const char *colon = strrchr(a, ':');
-	if (!colon || colon == a)
-		return false;
-	uint16_t port;
-	if (parse_port(colon + 1, &port) < 0)
-		return false;
-	if (a[0] == '[')
-		return colon[-1] == ']' && colon - a > 2;
-	/* An IPv6 literal needs brackets. */
-	return memchr(a, ':', (size_t)(colon - a)) == NULL;
+	_cleanup_free_ char *host = NULL, *port = NULL;
+	return coordapi_split_address(a, &host, &port) == 0;
 }
 
 int attest_client_coordinator_address(const char *root, const char *flag_value, char **ret,

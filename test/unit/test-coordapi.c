@@ -162,6 +162,30 @@ static void test_state_parse_errors(void **state)
 			   "not a string");
 }
 
+static void test_split_address(void **state)
+{
+	const struct {
+		const char *in, *host, *port;
+	} ok[] = {{"coordinator:1313", "coordinator", "1313"},
+		  {"127.0.0.1:7777", "127.0.0.1", "7777"},
+		  {"[::1]:1", "::1", "1"}};
+	for (size_t i = 0; i < ELEMENTSOF(ok); i++) {
+		char *host = NULL, *port = NULL;
+		assert_int_equal(coordapi_split_address(ok[i].in, &host, &port), 0);
+		assert_string_equal(host, ok[i].host);
+		assert_string_equal(port, ok[i].port);
+		free(host);
+		free(port);
+	}
+	const char *bad[] = {"",           "host",   "host:", ":80",     "host:0",
+			     "host:65536", "::1:80", "[]:80", "[::1]80", "[::1:80"};
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		char *host = NULL, *port = NULL;
+		if (coordapi_split_address(bad[i], &host, &port) != -EINVAL)
+			fail_msg("\"%s\" accepted", bad[i]);
+	}
+}
+
 /* ---- connect against an aTLS server thread ---- */
 
 struct server {
@@ -325,6 +349,7 @@ int main(void)
 	    cmocka_unit_test(test_state_roundtrip),
 	    cmocka_unit_test(test_state_binding),
 	    cmocka_unit_test(test_state_parse_errors),
+	    cmocka_unit_test(test_split_address),
 	    cmocka_unit_test(test_connect_verified),
 	    cmocka_unit_test(test_connect_wrong_measurement),
 	    cmocka_unit_test(test_connect_address_errors),
